@@ -1,0 +1,61 @@
+//! The `recur` command-line tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "recur",
+    version,
+    about = "PyTorch-exact recurrent seq2seq models: train, decode, evaluate"
+)]
+struct Cli {
+    /// Threads for the kernels (0 = all cores).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every PyTorch golden case (*.safetensors) in DIR, forward and backward.
+    Conformance {
+        /// Directory of fixture files.
+        #[arg(default_value = "tests/fixtures")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    recur::gemm::set_num_threads(cli.threads);
+    match cli.command {
+        Command::Conformance { dir } => conformance(&dir),
+    }
+}
+
+fn conformance(dir: &std::path::Path) -> ExitCode {
+    let reports = match recur::conformance::run_dir(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = 0;
+    for r in &reports {
+        println!("{}", r.line());
+        if !r.ok() {
+            failed += 1;
+        }
+    }
+    println!("{} passed, {} failed", reports.len() - failed, failed);
+    if failed == 0 && !reports.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,76 @@
+//! Parameters and the small [`Module`] trait that every layer implements.
+//!
+//! A [`Param`] owns its value and its gradient and carries its PyTorch `state_dict` name, so
+//! optimizers, checkpoints and golden tests all address parameters the way PyTorch does.
+
+use rand::Rng;
+
+use crate::tensor::Tensor;
+
+/// The RNG used for initialisation and dropout: ChaCha8, portable and seedable.
+pub type Rng64 = rand_chacha::ChaCha8Rng;
+
+/// A seeded RNG: the same seed gives the same weights and dropout masks on every platform.
+pub fn seeded_rng(seed: u64) -> Rng64 {
+    use rand::SeedableRng;
+    Rng64::seed_from_u64(seed)
+}
+
+/// A trainable tensor, its gradient (same shape; backward passes *add* into it) and its name.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// The PyTorch `state_dict` name, e.g. `weight_ih_l0` or `encoder.rnn.bias_hh_l1_reverse`.
+    pub name: String,
+    /// The value.
+    pub value: Tensor,
+    /// The accumulated gradient.
+    pub grad: Tensor,
+}
+
+impl Param {
+    /// A parameter with a zero gradient.
+    pub fn new(name: impl Into<String>, value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param {
+            name: name.into(),
+            value,
+            grad,
+        }
+    }
+
+    /// A parameter drawn from U(-bound, bound), PyTorch's default for linear and recurrent layers.
+    pub fn uniform(name: impl Into<String>, shape: &[usize], bound: f32, rng: &mut Rng64) -> Self {
+        let mut value = Tensor::zeros(shape);
+        for v in value.data_mut() {
+            *v = rng.gen_range(-bound..bound);
+        }
+        Param::new(name, value)
+    }
+}
+
+/// A layer or model that owns parameters.
+pub trait Module {
+    /// Every parameter, in a fixed order.
+    fn params(&self) -> Vec<&Param>;
+    /// Every parameter, mutable, in the same order as [`Module::params`].
+    fn params_mut(&mut self) -> Vec<&mut Param>;
+
+    /// Sets every gradient to zero.
+    fn zero_grad(&mut self) {
+        for p in self.params_mut() {
+            p.grad.zero_();
+        }
+    }
+
+    /// Prepends `prefix` to every parameter name (`weight_ih_l0` → `encoder.rnn.weight_ih_l0`).
+    fn prefix_names(&mut self, prefix: &str) {
+        for p in self.params_mut() {
+            p.name = format!("{prefix}{}", p.name);
+        }
+    }
+
+    /// The number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        self.params().iter().map(|p| p.value.numel()).sum()
+    }
+}
