@@ -74,3 +74,29 @@ pub trait Module {
         self.params().iter().map(|p| p.value.numel()).sum()
     }
 }
+
+/// Loads every parameter of `module` from `source` (name → tensor), checking shapes.
+///
+/// A parameter that `source` lacks, or whose shape differs, is an error naming it.
+pub fn load_params<M: Module + ?Sized>(
+    module: &mut M,
+    mut source: impl FnMut(&str) -> Option<Tensor>,
+) -> crate::Result<()> {
+    for p in module.params_mut() {
+        let t = source(&p.name)
+            .ok_or_else(|| crate::Error::tensor("load_params", &p.name, "missing"))?;
+        if t.shape() != p.value.shape() {
+            return Err(crate::Error::tensor(
+                "load_params",
+                &p.name,
+                format!(
+                    "expected shape {}, got {}",
+                    crate::tensor::fmt_shape(p.value.shape()),
+                    crate::tensor::fmt_shape(t.shape())
+                ),
+            ));
+        }
+        p.value = t;
+    }
+    Ok(())
+}

@@ -1,21 +1,799 @@
-//! Recurrent layers: placeholder, see issue 2.
+//! `RNN`, `LSTM` and `GRU` layers with PyTorch's arguments, semantics and parameter names.
+//!
+//! Shapes (L = num_layers, D = 2 if bidirectional else 1, H = hidden_size,
+//! Hout = proj_size if > 0 else H):
+//! ```text
+//!   input   (T, B, I)  or (B, T, I) with batch_first  or (T, I) unbatched
+//!   h0      (L·D, B, Hout)   c0 (L·D, B, H)            (unbatched: without B)
+//!   output  (T, B, D·Hout)   or (B, T, D·Hout)          h_n like h0, c_n like c0
+//! ```
+//! Variable-length batches (`lengths`) behave like `pack_padded_sequence(enforce_sorted=False)`
+//! followed by `pad_packed_sequence`: output is zero past each length, `h_n` holds each
+//! sequence's state after its own last element, and the reverse direction starts at that last
+//! element. A length of 0 is allowed: zero output, `h_n` = the initial state.
+
 use serde::{Deserialize, Serialize};
 
-/// Which recurrence.
+use super::recurrence::{self, Dims, DirTrace, DirWeights};
+use crate::error::{Error, Result};
+use crate::gemm::num_threads;
+use crate::kernels::elman::Nonlinearity;
+use crate::module::{Module, Param, Rng64};
+use crate::tensor::{fmt_shape, Tensor};
+
+/// Which recurrence a layer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RnnMode {
     /// LSTM, gates i, f, g, o.
     Lstm,
     /// GRU, gates r, z, n.
     Gru,
-    /// Elman RNN with tanh.
+    /// Elman RNN, tanh (`nn.RNN` default).
     RnnTanh,
-    /// Elman RNN with relu.
+    /// Elman RNN, relu.
     RnnRelu,
 }
 
-/// Configuration.
+impl RnnMode {
+    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).
+    pub fn gates(self) -> usize {
+        match self {
+            RnnMode::Lstm => 4,
+            RnnMode::Gru => 3,
+            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
+        }
+    }
+
+    /// The Elman nonlinearity (tanh for LSTM/GRU, where it is unused).
+    pub fn nonlinearity(self) -> Nonlinearity {
+        match self {
+            RnnMode::RnnRelu => Nonlinearity::Relu,
+            _ => Nonlinearity::Tanh,
+        }
+    }
+
+    /// PyTorch's class name.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            RnnMode::Lstm => "LSTM",
+            RnnMode::Gru => "GRU",
+            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
+        }
+    }
+}
+
+/// Constructor arguments, as PyTorch's (defaults as PyTorch's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RnnConfig {
+    /// The recurrence.
+    pub mode: RnnMode,
+    /// Input features I.
+    pub input_size: usize,
+    /// Hidden size H.
+    pub hidden_size: usize,
+    /// Stacked layers (1).
+    pub num_layers: usize,
+    /// Whether the layers have biases (true).
+    pub bias: bool,
+    /// Input and output are (B, T, ·) instead of (T, B, ·) (false).
+    pub batch_first: bool,
+    /// Dropout on the outputs of every layer but the last, in training (0).
+    pub dropout: f32,
+    /// Two directions, outputs concatenated (false).
+    pub bidirectional: bool,
+    /// LSTM only: project h to this size (0 = no projection).
+    pub proj_size: usize,
+}
+
+impl RnnConfig {
+    fn new(mode: RnnMode, input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            mode,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+            proj_size: 0,
+        }
+    }
+    /// `nn.LSTM(input_size, hidden_size)`.
+    pub fn lstm(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(RnnMode::Lstm, input_size, hidden_size)
+    }
+    /// `nn.GRU(input_size, hidden_size)`.
+    pub fn gru(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(RnnMode::Gru, input_size, hidden_size)
+    }
+    /// `nn.RNN(input_size, hidden_size)` (tanh).
+    pub fn rnn(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(RnnMode::RnnTanh, input_size, hidden_size)
+    }
+    /// Sets `num_layers`.
+    pub fn num_layers(mut self, n: usize) -> Self {
+        self.num_layers = n;
+        self
+    }
+    /// Sets `bias`.
+    pub fn bias(mut self, b: bool) -> Self {
+        self.bias = b;
+        self
+    }
+    /// Sets `batch_first`.
+    pub fn batch_first(mut self, b: bool) -> Self {
+        self.batch_first = b;
+        self
+    }
+    /// Sets `dropout`.
+    pub fn dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+    /// Sets `bidirectional`.
+    pub fn bidirectional(mut self, b: bool) -> Self {
+        self.bidirectional = b;
+        self
+    }
+    /// Sets `proj_size` (LSTM only).
+    pub fn proj_size(mut self, p: usize) -> Self {
+        self.proj_size = p;
+        self
+    }
+    /// Sets the Elman nonlinearity: `"tanh"` or `"relu"` (RNN only).
+    pub fn nonlinearity(mut self, relu: bool) -> Self {
+        if matches!(self.mode, RnnMode::RnnTanh | RnnMode::RnnRelu) {
+            self.mode = if relu {
+                RnnMode::RnnRelu
+            } else {
+                RnnMode::RnnTanh
+            };
+        }
+        self
+    }
+
+    /// D: 2 if bidirectional, else 1.
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Hout: the state size, `proj_size` when projecting, else `hidden_size`.
+    pub fn state_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
+    /// Features per output step: D·Hout.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.state_size()
+    }
+
+    /// Checks the arguments as PyTorch does (and a little more).
+    pub fn validate(&self) -> Result<()> {
+        let op = "RnnConfig::build";
+        if !(0.0..=1.0).contains(&self.dropout) || self.dropout.is_nan() {
+            return Err(Error::arg(
+                op,
+                "dropout",
+                "a probability in [0, 1]",
+                self.dropout,
+            ));
+        }
+        if self.hidden_size == 0 {
+            return Err(Error::arg(op, "hidden_size", "> 0", 0));
+        }
+        if self.num_layers == 0 {
+            return Err(Error::arg(op, "num_layers", ">= 1", 0));
+        }
+        if self.proj_size > 0 {
+            if self.mode != RnnMode::Lstm {
+                return Err(Error::arg(
+                    op,
+                    "proj_size",
+                    "0 (projection is LSTM-only)",
+                    self.proj_size,
+                ));
+            }
+            if self.proj_size >= self.hidden_size {
+                return Err(Error::arg(
+                    op,
+                    "proj_size",
+                    format!("< hidden_size ({})", self.hidden_size),
+                    self.proj_size,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the layer, parameters drawn from U(-1/√H, 1/√H) as PyTorch does.
+    pub fn build(&self, rng: &mut Rng64) -> Result<Rnn> {
+        self.validate()?;
+        let (h, g, ho, dirs) = (
+            self.hidden_size,
+            self.mode.gates() * self.hidden_size,
+            self.state_size(),
+            self.num_directions(),
+        );
+        let bound = 1.0 / (h as f32).sqrt();
+        let mut cells = Vec::with_capacity(self.num_layers * dirs);
+        for layer in 0..self.num_layers {
+            let input = if layer == 0 {
+                self.input_size
+            } else {
+                self.output_size()
+            };
+            for dir in 0..dirs {
+                let sfx = format!("_l{layer}{}", if dir == 1 { "_reverse" } else { "" });
+                let mut p = |name: &str, shape: &[usize]| {
+                    Param::uniform(format!("{name}{sfx}"), shape, bound, rng)
+                };
+                let w_ih = p("weight_ih", &[g, input]);
+                let w_hh = p("weight_hh", &[g, ho]);
+                let (b_ih, b_hh) = if self.bias {
+                    (Some(p("bias_ih", &[g])), Some(p("bias_hh", &[g])))
+                } else {
+                    (None, None)
+                };
+                let w_hr = (self.proj_size > 0).then(|| p("weight_hr", &[ho, h]));
+                cells.push(DirWeights {
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                    w_hr,
+                });
+            }
+        }
+        Ok(Rnn {
+            cfg: self.clone(),
+            cells,
+        })
+    }
+}
+
+/// Initial (or final) recurrent state: `h` (L·D, B, Hout) and, for LSTM, `c` (L·D, B, H).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnState {
+    /// Hidden state.
+    pub h: Tensor,
+    /// Cell state (LSTM only).
+    pub c: Option<Tensor>,
+}
+
+/// What a forward pass returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnOutput {
+    /// (T, B, D·Hout), or (B, T, D·Hout) with batch_first, or (T, D·Hout) unbatched.
+    pub output: Tensor,
+    /// (L·D, B, Hout): each sequence's state after its own last element.
+    pub h_n: Tensor,
+    /// (L·D, B, H), LSTM only.
+    pub c_n: Option<Tensor>,
+}
+
+/// Gradients with respect to a forward pass's inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnGrads {
+    /// ∂L/∂input, shaped like the input.
+    pub input: Tensor,
+    /// ∂L/∂h0, shaped like h0.
+    pub h0: Tensor,
+    /// ∂L/∂c0 (LSTM).
+    pub c0: Option<Tensor>,
+}
+
+/// How the caller's tensors map to the internal time-major, length-sorted layout.
 #[derive(Clone, Debug)]
-pub struct RnnConfig {}
-/// Layer.
-pub struct Rnn {}
+struct Layout {
+    batch_first: bool,
+    unbatched: bool,
+    steps: usize,
+    batch: usize,
+    /// `perm[r]` = the caller's batch index of internal row r (rows sorted by decreasing
+    /// length, ties by index); `None` when every sequence has the full length.
+    perm: Option<Vec<usize>>,
+    /// Rows running at each time step.
+    active: Vec<usize>,
+}
+
+/// What backward needs from one layer.
+#[derive(Clone, Debug)]
+struct LayerCache {
+    /// The layer's input, internal layout `[T, B, I_l]` (after inter-layer dropout).
+    input: Vec<f32>,
+    /// The dropout multipliers applied to that input (layers > 0, training, p > 0).
+    mask: Option<Vec<f32>>,
+    dirs: Vec<DirTrace>,
+}
+
+/// What [`Rnn::forward_train`] saves for [`Rnn::backward`].
+#[derive(Clone, Debug)]
+pub struct RnnCache {
+    layout: Layout,
+    layers: Vec<LayerCache>,
+}
+
+/// A stacked, optionally bidirectional RNN, LSTM or GRU.
+#[derive(Clone, Debug)]
+pub struct Rnn {
+    cfg: RnnConfig,
+    /// Index `layer * D + direction`.
+    cells: Vec<DirWeights>,
+}
+
+impl Module for Rnn {
+    fn params(&self) -> Vec<&Param> {
+        self.cells.iter().flat_map(|c| c.params()).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.cells.iter_mut().flat_map(|c| c.params_mut()).collect()
+    }
+}
+
+/// Copies rows of `[T, B, w]` into internal order: `dst[t, r] = src[t, perm[r]]`.
+fn gather(src: &[f32], perm: &[usize], steps: usize, w: usize) -> Vec<f32> {
+    let b = perm.len();
+    let mut dst = vec![0.0f32; src.len()];
+    for t in 0..steps {
+        for (r, &p) in perm.iter().enumerate() {
+            dst[(t * b + r) * w..][..w].copy_from_slice(&src[(t * b + p) * w..][..w]);
+        }
+    }
+    dst
+}
+
+/// The inverse of [`gather`].
+fn scatter(src: &[f32], perm: &[usize], steps: usize, w: usize) -> Vec<f32> {
+    let b = perm.len();
+    let mut dst = vec![0.0f32; src.len()];
+    for t in 0..steps {
+        for (r, &p) in perm.iter().enumerate() {
+            dst[(t * b + p) * w..][..w].copy_from_slice(&src[(t * b + r) * w..][..w]);
+        }
+    }
+    dst
+}
+
+impl Rnn {
+    /// The configuration.
+    pub fn config(&self) -> &RnnConfig {
+        &self.cfg
+    }
+
+    /// Inference forward (saves nothing).
+    ///
+    /// * `input`: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
+    /// * `lengths`: per-sequence lengths (each ≤ T, 0 allowed), or `None` for full length.
+    /// * `state`: h0 (L·D, B, Hout) and c0 (L·D, B, H), zeros when `None`.
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+    ) -> Result<RnnOutput> {
+        self.run(input, lengths, state, None).map(|(out, _)| out)
+    }
+
+    /// Training forward: like [`Rnn::forward`] with inter-layer dropout, and returns what
+    /// [`Rnn::backward`] needs.
+    pub fn forward_train(
+        &self,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+        rng: &mut Rng64,
+    ) -> Result<(RnnOutput, RnnCache)> {
+        let (out, cache) = self.run(input, lengths, state, Some(rng))?;
+        Ok((out, cache.expect("training forward keeps its cache")))
+    }
+
+    fn layout(&self, input: &Tensor, lengths: Option<&[usize]>) -> Result<Layout> {
+        let op = "RNN.forward";
+        let unbatched = match input.rank() {
+            2 => true,
+            3 => false,
+            _ => {
+                return Err(Error::shape(
+                    op,
+                    "a 3-D input (seq, batch, feature) or 2-D (seq, feature)",
+                    fmt_shape(input.shape()),
+                ))
+            }
+        };
+        let feat = input.shape()[input.rank() - 1];
+        if feat != self.cfg.input_size {
+            return Err(Error::shape(
+                op,
+                format!("input feature size {}", self.cfg.input_size),
+                format!("{} (input {})", feat, fmt_shape(input.shape())),
+            ));
+        }
+        let (steps, batch) = if unbatched {
+            (input.dim(0), 1)
+        } else if self.cfg.batch_first {
+            (input.dim(1), input.dim(0))
+        } else {
+            (input.dim(0), input.dim(1))
+        };
+        let perm = match lengths {
+            None => None,
+            Some(lens) => {
+                if lens.len() != batch {
+                    return Err(Error::shape(
+                        op,
+                        format!("{batch} lengths (one per sequence)"),
+                        format!("{}", lens.len()),
+                    ));
+                }
+                if let Some((i, &l)) = lens.iter().enumerate().find(|(_, &l)| l > steps) {
+                    return Err(Error::arg(
+                        op,
+                        "lengths",
+                        format!("each <= sequence length {steps}"),
+                        format!("lengths[{i}] = {l}"),
+                    ));
+                }
+                if lens.iter().all(|&l| l == steps) {
+                    None
+                } else {
+                    let mut p: Vec<usize> = (0..batch).collect();
+                    p.sort_by(|&a, &b| lens[b].cmp(&lens[a]).then(a.cmp(&b)));
+                    Some(p)
+                }
+            }
+        };
+        let active = (0..steps)
+            .map(|t| match (&perm, lengths) {
+                (Some(p), Some(lens)) => p.iter().take_while(|&&i| lens[i] > t).count(),
+                _ => batch,
+            })
+            .collect();
+        Ok(Layout {
+            batch_first: self.cfg.batch_first,
+            unbatched,
+            steps,
+            batch,
+            perm,
+            active,
+        })
+    }
+
+    /// Expected shape of a state tensor for this layout.
+    fn state_shape(&self, lay: &Layout, width: usize) -> Vec<usize> {
+        let ld = self.cfg.num_layers * self.cfg.num_directions();
+        if lay.unbatched {
+            vec![ld, width]
+        } else {
+            vec![ld, lay.batch, width]
+        }
+    }
+
+    /// A state tensor (caller order) into internal order `[L·D, B, w]`, zeros when absent.
+    fn state_in(
+        &self,
+        lay: &Layout,
+        t: Option<&Tensor>,
+        width: usize,
+        name: &str,
+    ) -> Result<Vec<f32>> {
+        let want = self.state_shape(lay, width);
+        match t {
+            None => Ok(vec![0.0; want.iter().product()]),
+            Some(t) if t.shape() != want.as_slice() => Err(Error::shape(
+                "RNN.forward",
+                format!("{name} of shape {}", fmt_shape(&want)),
+                fmt_shape(t.shape()),
+            )),
+            Some(t) => Ok(match &lay.perm {
+                Some(p) => gather(t.data(), p, want[0], width),
+                None => t.data().to_vec(),
+            }),
+        }
+    }
+
+    /// Internal `[L·D, B, w]` back to the caller's order and shape.
+    fn state_out(&self, lay: &Layout, v: Vec<f32>, width: usize) -> Tensor {
+        let shape = self.state_shape(lay, width);
+        let v = match &lay.perm {
+            Some(p) => scatter(&v, p, shape[0], width),
+            None => v,
+        };
+        Tensor::from_vec(&shape, v).expect("state shape")
+    }
+
+    /// A caller-layout sequence tensor (input or ∂output) into internal `[T, B, w]`.
+    fn seq_in(&self, lay: &Layout, t: &Tensor, width: usize) -> Vec<f32> {
+        let tm = if lay.batch_first && !lay.unbatched {
+            t.transpose01().into_vec()
+        } else {
+            t.data().to_vec()
+        };
+        match &lay.perm {
+            Some(p) => gather(&tm, p, lay.steps, width),
+            None => tm,
+        }
+    }
+
+    /// Internal `[T, B, w]` back to the caller's layout.
+    fn seq_out(&self, lay: &Layout, v: Vec<f32>, width: usize) -> Tensor {
+        let v = match &lay.perm {
+            Some(p) => scatter(&v, p, lay.steps, width),
+            None => v,
+        };
+        if lay.unbatched {
+            return Tensor::from_vec(&[lay.steps, width], v).expect("seq shape");
+        }
+        let tm = Tensor::from_vec(&[lay.steps, lay.batch, width], v).expect("seq shape");
+        if lay.batch_first {
+            tm.transpose01()
+        } else {
+            tm
+        }
+    }
+
+    fn dims(&self, layer: usize, lay: &Layout) -> Dims {
+        Dims {
+            mode: self.cfg.mode,
+            input: if layer == 0 {
+                self.cfg.input_size
+            } else {
+                self.cfg.output_size()
+            },
+            hidden: self.cfg.hidden_size,
+            out: self.cfg.state_size(),
+            steps: lay.steps,
+            batch: lay.batch,
+        }
+    }
+
+    fn run(
+        &self,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+        mut rng: Option<&mut Rng64>,
+    ) -> Result<(RnnOutput, Option<RnnCache>)> {
+        let lay = self.layout(input, lengths)?;
+        let (hid, ho, nd) = (
+            self.cfg.hidden_size,
+            self.cfg.state_size(),
+            self.cfg.num_directions(),
+        );
+        let is_lstm = self.cfg.mode == RnnMode::Lstm;
+        if !is_lstm && state.is_some_and(|s| s.c.is_some()) {
+            return Err(Error::arg(
+                "RNN.forward",
+                "c0",
+                format!("none ({} has no cell state)", self.cfg.mode.torch_name()),
+                "a tensor",
+            ));
+        }
+        let mut h_all = self.state_in(&lay, state.map(|s| &s.h), ho, "h0")?;
+        let mut c_all = if is_lstm {
+            self.state_in(&lay, state.and_then(|s| s.c.as_ref()), hid, "c0")?
+        } else {
+            Vec::new()
+        };
+        let train = rng.is_some();
+        let threads = num_threads();
+        let (tb, bsz) = (lay.steps * lay.batch, lay.batch);
+
+        let mut x = self.seq_in(&lay, input, self.cfg.input_size);
+        let mut caches = Vec::new();
+        for layer in 0..self.cfg.num_layers {
+            let d = self.dims(layer, &lay);
+            let mut mask = None;
+            if layer > 0 && train && self.cfg.dropout > 0.0 {
+                let m = dropout_mask(
+                    x.len(),
+                    self.cfg.dropout,
+                    rng.as_deref_mut().expect("training"),
+                );
+                x.iter_mut().zip(&m).for_each(|(v, m)| *v *= m);
+                mask = Some(m);
+            }
+            // One direction: its state slices and its own output buffer.
+            let run_dir = |dir: usize, h: &mut [f32], c: &mut [f32], threads: usize| {
+                let mut out = vec![0.0f32; tb * ho];
+                let trace = recurrence::forward(
+                    &self.cells[layer * nd + dir],
+                    d,
+                    &x,
+                    &lay.active,
+                    dir == 1,
+                    h,
+                    c,
+                    &mut out,
+                    train,
+                    threads,
+                );
+                (out, trace)
+            };
+            let hs = &mut h_all[layer * nd * bsz * ho..][..nd * bsz * ho];
+            let cs: &mut [f32] = if is_lstm {
+                &mut c_all[layer * nd * bsz * hid..][..nd * bsz * hid]
+            } else {
+                &mut []
+            };
+            let results = if nd == 2 {
+                let (h0, h1) = hs.split_at_mut(bsz * ho);
+                let (c0, c1) = cs.split_at_mut(cs.len() / 2);
+                let per = (threads / 2).max(1);
+                let (a, b) = rayon::join(|| run_dir(0, h0, c0, per), || run_dir(1, h1, c1, per));
+                vec![a, b]
+            } else {
+                vec![run_dir(0, hs, cs, threads)]
+            };
+            let (outs, traces): (Vec<Vec<f32>>, Vec<Option<DirTrace>>) =
+                results.into_iter().unzip();
+            let y = interleave(&outs, tb, ho);
+            if train {
+                caches.push(LayerCache {
+                    input: std::mem::take(&mut x),
+                    mask,
+                    dirs: traces.into_iter().flatten().collect(),
+                });
+            }
+            x = y;
+        }
+        let out_w = self.cfg.output_size();
+        let output = RnnOutput {
+            output: self.seq_out(&lay, x, out_w),
+            h_n: self.state_out(&lay, h_all, ho),
+            c_n: is_lstm.then(|| self.state_out(&lay, c_all, hid)),
+        };
+        Ok((
+            output,
+            train.then_some(RnnCache {
+                layout: lay,
+                layers: caches,
+            }),
+        ))
+    }
+
+    /// Backward through time; adds into every parameter gradient and returns the gradients of
+    /// the input and initial state. Missing upstream gradients count as zero.
+    ///
+    /// * `grad_output`: like `output`; `grad_h_n`: like `h_n`; `grad_c_n`: like `c_n`.
+    pub fn backward(
+        &mut self,
+        cache: &RnnCache,
+        grad_output: Option<&Tensor>,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RnnGrads> {
+        let lay = &cache.layout;
+        let (hid, ho, nd) = (
+            self.cfg.hidden_size,
+            self.cfg.state_size(),
+            self.cfg.num_directions(),
+        );
+        let is_lstm = self.cfg.mode == RnnMode::Lstm;
+        let (tb, bsz, out_w) = (lay.steps * lay.batch, lay.batch, self.cfg.output_size());
+        let mut dy = match grad_output {
+            None => vec![0.0f32; tb * out_w],
+            Some(g) => {
+                let want = self.seq_out(lay, vec![0.0; tb * out_w], out_w);
+                if g.shape() != want.shape() {
+                    return Err(Error::shape(
+                        "RNN.backward",
+                        format!("grad_output of shape {}", fmt_shape(want.shape())),
+                        fmt_shape(g.shape()),
+                    ));
+                }
+                self.seq_in(lay, g, out_w)
+            }
+        };
+        let mut dh_all = self.state_in(lay, grad_h_n, ho, "grad_h_n")?;
+        let mut dc_all = if is_lstm {
+            self.state_in(lay, grad_c_n, hid, "grad_c_n")?
+        } else {
+            Vec::new()
+        };
+        let threads = num_threads();
+
+        for layer in (0..self.cfg.num_layers).rev() {
+            let d = self.dims(layer, lay);
+            let lc = &cache.layers[layer];
+            let d_outs = deinterleave(&dy, nd, tb, ho);
+            let dhs = &mut dh_all[layer * nd * bsz * ho..][..nd * bsz * ho];
+            let dcs: &mut [f32] = if is_lstm {
+                &mut dc_all[layer * nd * bsz * hid..][..nd * bsz * hid]
+            } else {
+                &mut []
+            };
+            let cells = &mut self.cells[layer * nd..(layer + 1) * nd];
+            let run_dir =
+                |dir: usize, w: &mut DirWeights, dh: &mut [f32], dc: &mut [f32], threads: usize| {
+                    let mut dx = vec![0.0f32; tb * d.input];
+                    recurrence::backward(
+                        w,
+                        d,
+                        &lc.input,
+                        &lay.active,
+                        dir == 1,
+                        &lc.dirs[dir],
+                        &d_outs[dir],
+                        dh,
+                        dc,
+                        &mut dx,
+                        threads,
+                    );
+                    dx
+                };
+            let mut dx = if nd == 2 {
+                let (w0, w1) = cells.split_at_mut(1);
+                let (dh0, dh1) = dhs.split_at_mut(bsz * ho);
+                let (dc0, dc1) = dcs.split_at_mut(dcs.len() / 2);
+                let per = (threads / 2).max(1);
+                let (mut a, b) = rayon::join(
+                    || run_dir(0, &mut w0[0], dh0, dc0, per),
+                    || run_dir(1, &mut w1[0], dh1, dc1, per),
+                );
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            } else {
+                run_dir(0, &mut cells[0], dhs, dcs, threads)
+            };
+            if let Some(m) = &lc.mask {
+                dx.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
+            }
+            dy = dx;
+        }
+        Ok(RnnGrads {
+            input: self.seq_out(lay, dy, self.cfg.input_size),
+            h0: self.state_out(lay, dh_all, ho),
+            c0: is_lstm.then(|| self.state_out(lay, dc_all, hid)),
+        })
+    }
+}
+
+/// Inverted-dropout multipliers: 0 with probability p, else 1/(1-p).
+fn dropout_mask(n: usize, p: f32, rng: &mut Rng64) -> Vec<f32> {
+    use rand::Rng;
+    let keep = 1.0 / (1.0 - p);
+    (0..n)
+        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
+        .collect()
+}
+
+/// Concatenates per-direction `[T·B, w]` buffers along features: `[T·B, D·w]`.
+fn interleave(outs: &[Vec<f32>], rows: usize, w: usize) -> Vec<f32> {
+    if outs.len() == 1 {
+        return outs[0].clone();
+    }
+    let nd = outs.len();
+    let mut y = vec![0.0f32; rows * nd * w];
+    for r in 0..rows {
+        for (dir, o) in outs.iter().enumerate() {
+            y[(r * nd + dir) * w..][..w].copy_from_slice(&o[r * w..][..w]);
+        }
+    }
+    y
+}
+
+/// The inverse of [`interleave`].
+fn deinterleave(y: &[f32], nd: usize, rows: usize, w: usize) -> Vec<Vec<f32>> {
+    if nd == 1 {
+        return vec![y.to_vec()];
+    }
+    (0..nd)
+        .map(|dir| {
+            let mut o = vec![0.0f32; rows * w];
+            for r in 0..rows {
+                o[r * w..][..w].copy_from_slice(&y[(r * nd + dir) * w..][..w]);
+            }
+            o
+        })
+        .collect()
+}

@@ -1,0 +1,106 @@
+//! LSTM cell kernel, PyTorch gate order i, f, g, o.
+//!
+//! Notation, per row (H = hidden size, all products element-wise):
+//! ```text
+//!   a = [a_i a_f a_g a_o]  = x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh          (4H, computed by the caller)
+//!   (1) i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
+//!   (2) c' = f c + i g
+//!   (3) h' = o tanh(c')
+//! ```
+//! Forward overwrites `a` with the activations `[i f g o]` and stores `tanh(c')`; backward reads
+//! them back with the previous cell state `c`.
+
+use super::sigmoid;
+
+/// Forward of `rows` rows, steps (1)–(3).
+///
+/// * `gates` (rows × 4H): pre-activations in, activations `[i f g o]` out.
+/// * `c` (rows × H): previous cell state in, new cell state `c'` out.
+/// * `h` (rows × H): new hidden state `h'` out.
+/// * `tanh_c` (rows × H): `tanh(c')` out, for backward (a scratch row when not training).
+pub fn forward(
+    rows: usize,
+    hidden: usize,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    tanh_c: &mut [f32],
+) {
+    let g4 = 4 * hidden;
+    for r in 0..rows {
+        let a = &mut gates[r * g4..(r + 1) * g4];
+        let (ai, rest) = a.split_at_mut(hidden);
+        let (af, rest) = rest.split_at_mut(hidden);
+        let (ag, ao) = rest.split_at_mut(hidden);
+        let c = &mut c[r * hidden..(r + 1) * hidden];
+        let h = &mut h[r * hidden..(r + 1) * hidden];
+        let tc = &mut tanh_c[r * hidden..(r + 1) * hidden];
+        for j in 0..hidden {
+            // (1)
+            let i = sigmoid(ai[j]);
+            let f = sigmoid(af[j]);
+            let g = ag[j].tanh();
+            let o = sigmoid(ao[j]);
+            // (2)
+            let c_new = f * c[j] + i * g;
+            // (3)
+            let t = c_new.tanh();
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+            c[j] = c_new;
+            tc[j] = t;
+            h[j] = o * t;
+        }
+    }
+}
+
+/// Backward of `rows` rows through (3)–(1).
+///
+/// * `act` (rows × 4H): `[i f g o]` saved by forward.
+/// * `c_prev`, `tanh_c` (rows × H): the state before the step and `tanh(c')`.
+/// * `dh` (rows × H): ∂L/∂h'.
+/// * `dc` (rows × H): ∂L/∂c' in, ∂L/∂c (previous state) out.
+/// * `dgates` (rows × 4H): ∂L/∂a out.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    rows: usize,
+    hidden: usize,
+    act: &[f32],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dgates: &mut [f32],
+) {
+    let g4 = 4 * hidden;
+    for r in 0..rows {
+        let a = &act[r * g4..(r + 1) * g4];
+        let da = &mut dgates[r * g4..(r + 1) * g4];
+        let row = r * hidden..(r + 1) * hidden;
+        let (cp, tc, dh, dc) = (
+            &c_prev[row.clone()],
+            &tanh_c[row.clone()],
+            &dh[row.clone()],
+            &mut dc[row],
+        );
+        for j in 0..hidden {
+            let (i, f, g, o) = (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
+            let t = tc[j];
+            // (3) h' = o tanh(c')
+            let d_o = dh[j] * t;
+            let dcn = dc[j] + dh[j] * o * (1.0 - t * t);
+            // (2) c' = f c + i g
+            let di = dcn * g;
+            let df = dcn * cp[j];
+            let dg = dcn * i;
+            dc[j] = dcn * f;
+            // (1) through the nonlinearities
+            da[j] = di * i * (1.0 - i);
+            da[hidden + j] = df * f * (1.0 - f);
+            da[2 * hidden + j] = dg * (1.0 - g * g);
+            da[3 * hidden + j] = d_o * o * (1.0 - o);
+        }
+    }
+}

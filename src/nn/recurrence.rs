@@ -1,0 +1,506 @@
+//! One direction of one recurrent layer over time: the forward sweep and backpropagation
+//! through time. The layer ([`super::rnn`]) handles stacking, directions, batch order and shapes.
+//!
+//! Batch rows arrive sorted by decreasing length, so at time `t` the rows still running are the
+//! prefix `0..active[t]`: every per-step GEMM and kernel touches only those rows, and a finished
+//! (or, in the reverse direction, not yet started) row keeps its state untouched. That one rule
+//! gives PyTorch's packed-sequence semantics in both directions, and zero-length rows for free.
+//!
+//! Forward: (A) one GEMM projects the inputs of all steps; per step (B) one GEMM for the
+//! recurrence, (C) one fused gate kernel, (D) the LSTM projection GEMM when `proj_size > 0`.
+//! Backward mirrors it per step, then (E) accumulates every weight gradient with one GEMM over
+//! all steps and (F) the input gradient with one more.
+
+use crate::gemm::{matmul, Trans};
+use crate::kernels::{elman, gru, lstm};
+use crate::module::Param;
+
+use super::rnn::RnnMode;
+
+/// The parameters of one direction of one layer, PyTorch names and shapes.
+#[derive(Clone, Debug)]
+pub struct DirWeights {
+    /// `weight_ih_l{k}` (G·H, input).
+    pub w_ih: Param,
+    /// `weight_hh_l{k}` (G·H, out) where out = proj_size or hidden.
+    pub w_hh: Param,
+    /// `bias_ih_l{k}` (G·H).
+    pub b_ih: Option<Param>,
+    /// `bias_hh_l{k}` (G·H).
+    pub b_hh: Option<Param>,
+    /// `weight_hr_l{k}` (proj, hidden), LSTM with projection only.
+    pub w_hr: Option<Param>,
+}
+
+impl DirWeights {
+    /// In PyTorch's `_flat_weights` order.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut v = vec![&self.w_ih, &self.w_hh];
+        v.extend(self.b_ih.iter());
+        v.extend(self.b_hh.iter());
+        v.extend(self.w_hr.iter());
+        v
+    }
+
+    /// Mutable, same order.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v = vec![&mut self.w_ih, &mut self.w_hh];
+        v.extend(self.b_ih.iter_mut());
+        v.extend(self.b_hh.iter_mut());
+        v.extend(self.w_hr.iter_mut());
+        v
+    }
+}
+
+/// Sizes of one sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    /// The recurrence.
+    pub mode: RnnMode,
+    /// Input features I.
+    pub input: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// State/output size: proj_size P when projecting, else H.
+    pub out: usize,
+    /// Time steps T.
+    pub steps: usize,
+    /// Batch rows B.
+    pub batch: usize,
+}
+
+impl Dims {
+    fn gates(&self) -> usize {
+        self.mode.gates() * self.hidden
+    }
+    fn proj(&self) -> bool {
+        self.out != self.hidden
+    }
+}
+
+/// What the forward sweep keeps for backward, all time-major `[T, B, ·]`, zero where inactive.
+#[derive(Clone, Debug, Default)]
+pub struct DirTrace {
+    /// Gate activations (LSTM `[i f g o]`, GRU `[r z n]`, RNN `h'`), `[T, B, G·H]`.
+    gates: Vec<f32>,
+    /// GRU: `ĥ` with its n-part replaced by `m = ĥ_n + b_hn`, `[T, B, 3H]`.
+    hg: Vec<f32>,
+    /// State before each step, `[T, B, out]`.
+    h_prev: Vec<f32>,
+    /// LSTM cell state before each step, `[T, B, H]`.
+    c_prev: Vec<f32>,
+    /// LSTM `tanh(c')`, `[T, B, H]`.
+    tanh_c: Vec<f32>,
+    /// LSTM with projection: `o tanh(c')` before projecting, `[T, B, H]`.
+    h_full: Vec<f32>,
+}
+
+/// Time index of processing step `s`.
+#[inline]
+fn time_of(s: usize, steps: usize, reverse: bool) -> usize {
+    if reverse {
+        steps - 1 - s
+    } else {
+        s
+    }
+}
+
+/// Fills each of `rows` rows of `dst` (width `bias.len()`) with `bias`.
+fn fill_rows(dst: &mut [f32], bias: &[f32]) {
+    for row in dst.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+/// Adds the column sums of `src` (rows × width) into `dst` (width).
+fn add_col_sums(dst: &mut [f32], src: &[f32]) {
+    for row in src.chunks_exact(dst.len()) {
+        for (d, s) in dst.iter_mut().zip(row) {
+            *d += s;
+        }
+    }
+}
+
+/// Runs one direction forward.
+///
+/// * `x` `[T, B, I]`, sorted rows; `active[t]` rows run at time `t`.
+/// * `h` `[B, out]`: initial state in, final state out (a row's own last step); `c` `[B, H]`
+///   likewise for LSTM (empty otherwise).
+/// * `out` `[T, B, out]`, zero-initialised: the state after each step, zero where inactive.
+/// * Returns the trace for backward when `train`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    w: &DirWeights,
+    d: Dims,
+    x: &[f32],
+    active: &[usize],
+    reverse: bool,
+    h: &mut [f32],
+    c: &mut [f32],
+    out: &mut [f32],
+    train: bool,
+    threads: usize,
+) -> Option<DirTrace> {
+    let (tb, gh, hid, ho) = (d.steps * d.batch, d.gates(), d.hidden, d.out);
+    // (A) input projection of all steps, biases folded in (GRU keeps b_hh for step (C)).
+    let mut gates = vec![0.0f32; tb * gh];
+    let has_bias = w.b_ih.is_some();
+    if let (Some(bi), Some(bh)) = (&w.b_ih, &w.b_hh) {
+        let bias: Vec<f32> = match d.mode {
+            RnnMode::Gru => bi.value.data().to_vec(),
+            _ => bi
+                .value
+                .data()
+                .iter()
+                .zip(bh.value.data())
+                .map(|(a, b)| a + b)
+                .collect(),
+        };
+        fill_rows(&mut gates, &bias);
+    }
+    matmul(
+        &mut gates,
+        x,
+        Trans::N,
+        w.w_ih.value.data(),
+        Trans::T,
+        tb,
+        gh,
+        d.input,
+        has_bias,
+        threads,
+    );
+
+    let per_step = |width: usize| if train { tb * width } else { d.batch * width };
+    let mut hg = if d.mode == RnnMode::Gru {
+        vec![0.0f32; per_step(gh)]
+    } else {
+        Vec::new()
+    };
+    let is_lstm = d.mode == RnnMode::Lstm;
+    let mut tanh_c = if is_lstm {
+        vec![0.0f32; per_step(hid)]
+    } else {
+        Vec::new()
+    };
+    let mut h_full = if d.proj() {
+        vec![0.0f32; per_step(hid)]
+    } else {
+        Vec::new()
+    };
+    let mut h_prev = if train {
+        vec![0.0f32; tb * ho]
+    } else {
+        Vec::new()
+    };
+    let mut c_prev = if train && is_lstm {
+        vec![0.0f32; tb * hid]
+    } else {
+        Vec::new()
+    };
+    let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
+    let w_hh = w.w_hh.value.data();
+
+    for s in 0..d.steps {
+        let t = time_of(s, d.steps, reverse);
+        let n = active[t];
+        if n == 0 {
+            continue;
+        }
+        // Offsets of step-sized scratch: row block t when training, the single block otherwise.
+        let blk = if train { t * d.batch } else { 0 };
+        if train {
+            h_prev[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
+            if is_lstm {
+                c_prev[t * d.batch * hid..][..n * hid].copy_from_slice(&c[..n * hid]);
+            }
+        }
+        let g = &mut gates[t * d.batch * gh..][..n * gh];
+        match d.mode {
+            RnnMode::Lstm => {
+                // (B) a += h·W_hhᵀ
+                matmul(
+                    g,
+                    &h[..n * ho],
+                    Trans::N,
+                    w_hh,
+                    Trans::T,
+                    n,
+                    gh,
+                    ho,
+                    true,
+                    threads,
+                );
+                // (C)
+                let tc = &mut tanh_c[blk * hid..][..n * hid];
+                if d.proj() {
+                    let hf = &mut h_full[blk * hid..][..n * hid];
+                    lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
+                    // (D) h' = (o tanh c')·W_hrᵀ
+                    let w_hr = w.w_hr.as_ref().expect("projection weight").value.data();
+                    matmul(
+                        &mut h[..n * ho],
+                        hf,
+                        Trans::N,
+                        w_hr,
+                        Trans::T,
+                        n,
+                        ho,
+                        hid,
+                        false,
+                        threads,
+                    );
+                } else {
+                    lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
+                }
+            }
+            RnnMode::Gru => {
+                let hgs = &mut hg[blk * gh..][..n * gh];
+                // (B) ĥ = h·W_hhᵀ
+                matmul(
+                    hgs,
+                    &h[..n * hid],
+                    Trans::N,
+                    w_hh,
+                    Trans::T,
+                    n,
+                    gh,
+                    hid,
+                    false,
+                    threads,
+                );
+                // (C)
+                gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
+            }
+            RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                // (B)
+                matmul(
+                    g,
+                    &h[..n * hid],
+                    Trans::N,
+                    w_hh,
+                    Trans::T,
+                    n,
+                    gh,
+                    hid,
+                    true,
+                    threads,
+                );
+                // (C)
+                elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
+            }
+        }
+        out[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
+    }
+    train.then_some(DirTrace {
+        gates,
+        hg,
+        h_prev,
+        c_prev,
+        tanh_c,
+        h_full,
+    })
+}
+
+/// Backpropagation through time for one direction; adds into the parameter gradients.
+///
+/// * `x` `[T, B, I]` and `active` as in [`forward`]; `trace` from it.
+/// * `d_out` `[T, B, out]`: ∂L/∂output of this direction.
+/// * `dh` `[B, out]`: ∂L/∂h_n in, ∂L/∂h0 out; `dc` `[B, H]` likewise for LSTM.
+/// * `dx` `[T, B, I]`: ∂L/∂x is added into it.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    w: &mut DirWeights,
+    d: Dims,
+    x: &[f32],
+    active: &[usize],
+    reverse: bool,
+    trace: &DirTrace,
+    d_out: &[f32],
+    dh: &mut [f32],
+    dc: &mut [f32],
+    dx: &mut [f32],
+    threads: usize,
+) {
+    let (tb, gh, hid, ho, bsz) = (d.steps * d.batch, d.gates(), d.hidden, d.out, d.batch);
+    let mut dgates = vec![0.0f32; tb * gh];
+    // GRU: the recurrent pre-activation ĥ gets its own gradient (its n-part is scaled by r).
+    let mut dhg = if d.mode == RnnMode::Gru {
+        vec![0.0f32; tb * gh]
+    } else {
+        Vec::new()
+    };
+    // LSTM projection: ∂L/∂h' of every step (for W_hr) and the scratch ∂L/∂(o tanh c').
+    let mut dproj = if d.proj() {
+        vec![0.0f32; tb * ho]
+    } else {
+        Vec::new()
+    };
+    let mut dh_full = if d.proj() {
+        vec![0.0f32; bsz * hid]
+    } else {
+        Vec::new()
+    };
+    let w_hh = w.w_hh.value.data();
+
+    for s in (0..d.steps).rev() {
+        let t = time_of(s, d.steps, reverse);
+        let n = active[t];
+        if n == 0 {
+            continue;
+        }
+        let row = t * bsz;
+        for (a, b) in dh[..n * ho].iter_mut().zip(&d_out[row * ho..][..n * ho]) {
+            *a += b;
+        }
+        let dg = &mut dgates[row * gh..][..n * gh];
+        let act = &trace.gates[row * gh..][..n * gh];
+        match d.mode {
+            RnnMode::Lstm => {
+                let (cp, tc) = (
+                    &trace.c_prev[row * hid..][..n * hid],
+                    &trace.tanh_c[row * hid..][..n * hid],
+                );
+                if d.proj() {
+                    // (D) back through h' = h_full·W_hrᵀ
+                    dproj[row * ho..][..n * ho].copy_from_slice(&dh[..n * ho]);
+                    let w_hr = w.w_hr.as_ref().expect("projection weight").value.data();
+                    matmul(
+                        &mut dh_full[..n * hid],
+                        &dh[..n * ho],
+                        Trans::N,
+                        w_hr,
+                        Trans::N,
+                        n,
+                        hid,
+                        ho,
+                        false,
+                        threads,
+                    );
+                    lstm::backward(
+                        n,
+                        hid,
+                        act,
+                        cp,
+                        tc,
+                        &dh_full[..n * hid],
+                        &mut dc[..n * hid],
+                        dg,
+                    );
+                } else {
+                    lstm::backward(n, hid, act, cp, tc, &dh[..n * hid], &mut dc[..n * hid], dg);
+                }
+                // (B) ∂L/∂h = ∂L/∂a · W_hh
+                matmul(
+                    &mut dh[..n * ho],
+                    dg,
+                    Trans::N,
+                    w_hh,
+                    Trans::N,
+                    n,
+                    ho,
+                    gh,
+                    false,
+                    threads,
+                );
+            }
+            RnnMode::Gru => {
+                let hg = &trace.hg[row * gh..][..n * gh];
+                let hp = &trace.h_prev[row * hid..][..n * hid];
+                let dhgs = &mut dhg[row * gh..][..n * gh];
+                gru::backward(n, hid, act, hg, hp, &mut dh[..n * hid], dg, dhgs);
+                matmul(
+                    &mut dh[..n * hid],
+                    dhgs,
+                    Trans::N,
+                    w_hh,
+                    Trans::N,
+                    n,
+                    hid,
+                    gh,
+                    true,
+                    threads,
+                );
+            }
+            RnnMode::RnnTanh | RnnMode::RnnRelu => {
+                elman::backward(n, hid, d.mode.nonlinearity(), act, &dh[..n * hid], dg);
+                matmul(
+                    &mut dh[..n * hid],
+                    dg,
+                    Trans::N,
+                    w_hh,
+                    Trans::N,
+                    n,
+                    hid,
+                    gh,
+                    false,
+                    threads,
+                );
+            }
+        }
+    }
+
+    // (E) weight gradients, one GEMM each over all T·B rows (inactive rows contribute zero).
+    let dg_hh = if d.mode == RnnMode::Gru {
+        &dhg
+    } else {
+        &dgates
+    };
+    matmul(
+        w.w_ih.grad.data_mut(),
+        &dgates,
+        Trans::T,
+        x,
+        Trans::N,
+        gh,
+        d.input,
+        tb,
+        true,
+        threads,
+    );
+    matmul(
+        w.w_hh.grad.data_mut(),
+        dg_hh,
+        Trans::T,
+        &trace.h_prev,
+        Trans::N,
+        gh,
+        ho,
+        tb,
+        true,
+        threads,
+    );
+    if let Some(b) = &mut w.b_ih {
+        add_col_sums(b.grad.data_mut(), &dgates);
+    }
+    if let Some(b) = &mut w.b_hh {
+        add_col_sums(b.grad.data_mut(), dg_hh);
+    }
+    if let Some(w_hr) = &mut w.w_hr {
+        matmul(
+            w_hr.grad.data_mut(),
+            &dproj,
+            Trans::T,
+            &trace.h_full,
+            Trans::N,
+            ho,
+            hid,
+            tb,
+            true,
+            threads,
+        );
+    }
+    // (F) ∂L/∂x += ∂L/∂a · W_ih
+    matmul(
+        dx,
+        &dgates,
+        Trans::N,
+        w.w_ih.value.data(),
+        Trans::N,
+        tb,
+        d.input,
+        gh,
+        true,
+        threads,
+    );
+}
