@@ -1,5 +1,8 @@
 //! Row-major f32 matrix multiply, the one place recur calls its GEMM crate.
 //!
+//! Guarantee: each row of the result depends only on that row of `op(a)` and on `op(b)`, never
+//! on how many rows are multiplied together or at which position (batch-composition invariance).
+//!
 //! `c = op(a) · op(b) (+ c when accumulating)`, where `op(x)` is `x` or its transpose. Every
 //! operand is a contiguous row-major matrix; `Trans::T` means the buffer holds the transpose
 //! (e.g. a PyTorch weight `[out, in]` used as `x · Wᵀ`).
@@ -31,9 +34,6 @@ pub fn num_threads() -> usize {
         n => n,
     }
 }
-
-/// Below this many multiply-adds a GEMM runs on one thread: splitting costs more than it saves.
-const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// `c[m,n] (+)= op(a)[m,k] · op(b)[k,n]`.
 ///
@@ -74,34 +74,25 @@ pub fn matmul(
         Trans::N => (n as isize, 1),
         Trans::T => (1, k as isize),
     };
-    let par = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices are at least as long as the strided views read and written
-    // (checked above in debug builds; every caller passes exact sizes).
+    // matrixmultiply sizes its own thread pool (RMM_NTHREADS); `threads` is the caller's budget.
+    let _ = threads;
+    // SAFETY: the slices are at least as long as the strided views read and written.
     unsafe {
-        gemm::gemm(
+        matrixmultiply::sgemm(
             m,
-            n,
             k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            if accumulate { 1.0 } else { 0.0 },
+            n,
             1.0,
-            false,
-            false,
-            false,
-            par,
+            a.as_ptr(),
+            a_rs,
+            a_cs,
+            b.as_ptr(),
+            b_rs,
+            b_cs,
+            if accumulate { 1.0 } else { 0.0 },
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         );
     }
 }

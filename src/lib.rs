@@ -8,6 +8,7 @@
 //! PyTorch's names and shapes) → `seq2seq` (models) → the `recur` binary (CLI).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod conformance;
 pub mod error;
 pub mod fixture;

@@ -27,6 +27,15 @@ enum Command {
         #[arg(default_value = "tests/fixtures")]
         dir: PathBuf,
     },
+    /// Time named workloads; prints one JSON line per workload.
+    Bench {
+        /// Comma-separated workloads (default: all).
+        #[arg(long, value_delimiter = ',')]
+        workloads: Vec<String>,
+        /// Timed runs per workload (median reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +43,7 @@ fn main() -> ExitCode {
     recur::gemm::set_num_threads(cli.threads);
     match cli.command {
         Command::Conformance { dir } => conformance(&dir),
+        Command::Bench { workloads, runs } => bench(workloads, runs),
     }
 }
 
@@ -58,4 +68,23 @@ fn conformance(dir: &std::path::Path) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn bench(mut workloads: Vec<String>, runs: usize) -> ExitCode {
+    if workloads.is_empty() {
+        workloads = recur::bench::WORKLOADS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    for w in &workloads {
+        match recur::bench::run(w, runs) {
+            Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializable")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
