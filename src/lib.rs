@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod data;
 pub mod error;
 pub mod fixture;
 pub mod gemm;
