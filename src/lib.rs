@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod conformance;
+pub mod data;
 pub mod error;
 pub mod fixture;
 pub mod gemm;
