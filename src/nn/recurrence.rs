@@ -11,7 +11,7 @@
 //! Backward mirrors it per step, then (E) accumulates every weight gradient with one GEMM over
 //! all steps and (F) the input gradient with one more.
 
-use crate::gemm::{matmul, Trans};
+use crate::gemm::{matmul, matmul_packed, PackedB, Trans};
 use crate::kernels::{elman, gru, lstm};
 use crate::module::Param;
 
@@ -199,7 +199,12 @@ pub fn forward(
         Vec::new()
     };
     let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
-    let w_hh = w.w_hh.value.data();
+    // Recurrent weights packed once for all steps: op = W_hhᵀ (out × G·H), W_hrᵀ (H × out).
+    let w_hh = PackedB::new(w.w_hh.value.data(), Trans::T, ho, gh);
+    let w_hr = w
+        .w_hr
+        .as_ref()
+        .map(|p| PackedB::new(p.value.data(), Trans::T, hid, ho));
 
     for s in 0..d.steps {
         let t = time_of(s, d.steps, reverse);
@@ -219,37 +224,15 @@ pub fn forward(
         match d.mode {
             RnnMode::Lstm => {
                 // (B) a += h·W_hhᵀ
-                matmul(
-                    g,
-                    &h[..n * ho],
-                    Trans::N,
-                    w_hh,
-                    Trans::T,
-                    n,
-                    gh,
-                    ho,
-                    true,
-                    threads,
-                );
+                matmul_packed(g, &h[..n * ho], Trans::N, &w_hh, n, true, threads);
                 // (C)
                 let tc = &mut tanh_c[blk * hid..][..n * hid];
                 if d.proj() {
                     let hf = &mut h_full[blk * hid..][..n * hid];
                     lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
                     // (D) h' = (o tanh c')·W_hrᵀ
-                    let w_hr = w.w_hr.as_ref().expect("projection weight").value.data();
-                    matmul(
-                        &mut h[..n * ho],
-                        hf,
-                        Trans::N,
-                        w_hr,
-                        Trans::T,
-                        n,
-                        ho,
-                        hid,
-                        false,
-                        threads,
-                    );
+                    let w_hr = w_hr.as_ref().expect("projection weight");
+                    matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
                 } else {
                     lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
                 }
@@ -257,35 +240,13 @@ pub fn forward(
             RnnMode::Gru => {
                 let hgs = &mut hg[blk * gh..][..n * gh];
                 // (B) ĥ = h·W_hhᵀ
-                matmul(
-                    hgs,
-                    &h[..n * hid],
-                    Trans::N,
-                    w_hh,
-                    Trans::T,
-                    n,
-                    gh,
-                    hid,
-                    false,
-                    threads,
-                );
+                matmul_packed(hgs, &h[..n * hid], Trans::N, &w_hh, n, false, threads);
                 // (C)
                 gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
             }
             RnnMode::RnnTanh | RnnMode::RnnRelu => {
                 // (B)
-                matmul(
-                    g,
-                    &h[..n * hid],
-                    Trans::N,
-                    w_hh,
-                    Trans::T,
-                    n,
-                    gh,
-                    hid,
-                    true,
-                    threads,
-                );
+                matmul_packed(g, &h[..n * hid], Trans::N, &w_hh, n, true, threads);
                 // (C)
                 elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
             }
@@ -341,7 +302,12 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    let w_hh = w.w_hh.value.data();
+    // Packed once for all steps: op = W_hh (G·H × out), W_hr (out × H).
+    let w_hh = PackedB::new(w.w_hh.value.data(), Trans::N, gh, ho);
+    let w_hr = w
+        .w_hr
+        .as_ref()
+        .map(|p| PackedB::new(p.value.data(), Trans::N, ho, hid));
 
     for s in (0..d.steps).rev() {
         let t = time_of(s, d.steps, reverse);
@@ -364,16 +330,13 @@ pub fn backward(
                 if d.proj() {
                     // (D) back through h' = h_full·W_hrᵀ
                     dproj[row * ho..][..n * ho].copy_from_slice(&dh[..n * ho]);
-                    let w_hr = w.w_hr.as_ref().expect("projection weight").value.data();
-                    matmul(
+                    let w_hr = w_hr.as_ref().expect("projection weight");
+                    matmul_packed(
                         &mut dh_full[..n * hid],
                         &dh[..n * ho],
                         Trans::N,
                         w_hr,
-                        Trans::N,
                         n,
-                        hid,
-                        ho,
                         false,
                         threads,
                     );
@@ -391,51 +354,18 @@ pub fn backward(
                     lstm::backward(n, hid, act, cp, tc, &dh[..n * hid], &mut dc[..n * hid], dg);
                 }
                 // (B) ∂L/∂h = ∂L/∂a · W_hh
-                matmul(
-                    &mut dh[..n * ho],
-                    dg,
-                    Trans::N,
-                    w_hh,
-                    Trans::N,
-                    n,
-                    ho,
-                    gh,
-                    false,
-                    threads,
-                );
+                matmul_packed(&mut dh[..n * ho], dg, Trans::N, &w_hh, n, false, threads);
             }
             RnnMode::Gru => {
                 let hg = &trace.hg[row * gh..][..n * gh];
                 let hp = &trace.h_prev[row * hid..][..n * hid];
                 let dhgs = &mut dhg[row * gh..][..n * gh];
                 gru::backward(n, hid, act, hg, hp, &mut dh[..n * hid], dg, dhgs);
-                matmul(
-                    &mut dh[..n * hid],
-                    dhgs,
-                    Trans::N,
-                    w_hh,
-                    Trans::N,
-                    n,
-                    hid,
-                    gh,
-                    true,
-                    threads,
-                );
+                matmul_packed(&mut dh[..n * hid], dhgs, Trans::N, &w_hh, n, true, threads);
             }
             RnnMode::RnnTanh | RnnMode::RnnRelu => {
                 elman::backward(n, hid, d.mode.nonlinearity(), act, &dh[..n * hid], dg);
-                matmul(
-                    &mut dh[..n * hid],
-                    dg,
-                    Trans::N,
-                    w_hh,
-                    Trans::N,
-                    n,
-                    hid,
-                    gh,
-                    false,
-                    threads,
-                );
+                matmul_packed(&mut dh[..n * hid], dg, Trans::N, &w_hh, n, false, threads);
             }
         }
     }
