@@ -15,8 +15,11 @@ pub mod error;
 pub mod fixture;
 pub mod gemm;
 pub mod kernels;
+pub mod loss;
 pub mod module;
 pub mod nn;
+pub mod optim;
+pub mod seq2seq;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -28,6 +28,12 @@ fn every_layer_loss_and_optimizer_case_passes() {
 }
 
 #[test]
+fn every_seq2seq_case_passes_with_every_gradient() {
+    let failed = failures(|name| name.starts_with("seq2seq_"));
+    assert!(failed.is_empty(), "failing cases:\n{}", failed.join("\n"));
+}
+
+#[test]
 fn an_unknown_kind_fails_instead_of_being_skipped() {
     let dir = std::env::temp_dir().join(format!("recur-conf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

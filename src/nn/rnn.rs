@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::gemm::num_threads;
 use crate::kernels::elman::Nonlinearity;
 use crate::module::{Module, Param, Rng64};
+use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// Which recurrence a layer runs.
@@ -592,16 +593,13 @@ impl Rnn {
         let mut caches = Vec::new();
         for layer in 0..self.cfg.num_layers {
             let d = self.dims(layer, &lay);
-            let mut mask = None;
-            if layer > 0 && train && self.cfg.dropout > 0.0 {
-                let m = dropout_mask(
-                    x.len(),
-                    self.cfg.dropout,
-                    rng.as_deref_mut().expect("training"),
-                );
-                x.iter_mut().zip(&m).for_each(|(v, m)| *v *= m);
-                mask = Some(m);
-            }
+            // Inter-layer dropout: on the inputs of layers > 0, in training only.
+            let mask = match rng.as_deref_mut() {
+                Some(r) if layer > 0 => {
+                    Dropout::new(self.cfg.dropout)?.forward_inplace(&mut x, true, r)
+                }
+                _ => None,
+            };
             // One direction: its state slices and its own output buffer.
             let run_dir = |dir: usize, h: &mut [f32], c: &mut [f32], threads: usize| {
                 let mut out = vec![0.0f32; tb * ho];
@@ -746,7 +744,7 @@ impl Rnn {
                 run_dir(0, &mut cells[0], dhs, dcs, threads)
             };
             if let Some(m) = &lc.mask {
-                dx.iter_mut().zip(m).for_each(|(v, m)| *v *= m);
+                apply_mask(&mut dx, m);
             }
             dy = dx;
         }
@@ -756,15 +754,6 @@ impl Rnn {
             c0: is_lstm.then(|| self.state_out(lay, dc_all, hid)),
         })
     }
-}
-
-/// Inverted-dropout multipliers: 0 with probability p, else 1/(1-p).
-fn dropout_mask(n: usize, p: f32, rng: &mut Rng64) -> Vec<f32> {
-    use rand::Rng;
-    let keep = 1.0 / (1.0 - p);
-    (0..n)
-        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
-        .collect()
 }
 
 /// Concatenates per-direction `[T·B, w]` buffers along features: `[T·B, D·w]`.

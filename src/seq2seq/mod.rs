@@ -1,0 +1,13 @@
+//! Encoder-decoder models with attention, to the spec of `reference/seq2seq.py`.
+//!
+//! One paper concept per file: [`config`], [`encoder`], [`attention`], [`decoder`] (one step
+//! shared by training and search), [`model`] (training pass).
+
+pub mod attention;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod model;
+
+pub use config::{AttentionKind, Seq2SeqConfig, BOS, EOS, PAD, UNK};
+pub use model::{Seq2Seq, TokenBatch, TrainOptions, TrainOutput};

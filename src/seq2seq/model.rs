@@ -1,0 +1,272 @@
+//! The encoder-decoder of `reference/seq2seq.py`: training pass (teacher forcing, optional
+//! scheduled sampling) with hand-written backward, and encoding for decoding.
+//!
+//! All token tensors are time-major: `src` (S, B), `tgt_in`/`tgt_out` (T, B), with
+//! `tgt_in[0] = BOS` and PAD = 0 past each sequence's end.
+
+use rand::Rng;
+
+use super::attention::{Memory, MemoryGrad};
+use super::config::{Seq2SeqConfig, PAD};
+use super::decoder::{Decoder, DecoderState, StateGrad};
+use super::encoder::Encoder;
+use crate::error::{Error, Result};
+use crate::loss::cross_entropy;
+use crate::module::{Module, Param, Rng64};
+use crate::nn::RnnState;
+use crate::tensor::{fmt_shape, Tensor};
+
+/// An encoder-decoder with attention.
+#[derive(Clone, Debug)]
+pub struct Seq2Seq {
+    /// Its hyper-parameters.
+    pub config: Seq2SeqConfig,
+    /// `encoder.*`.
+    pub encoder: Encoder,
+    /// `decoder.*`.
+    pub decoder: Decoder,
+}
+
+/// A padded, time-major batch of token ids.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenBatch<'a> {
+    /// Source ids (S, B).
+    pub src: &'a [i64],
+    /// Source lengths (B).
+    pub src_lengths: &'a [usize],
+    /// Decoder inputs (T, B), starting with BOS.
+    pub tgt_in: &'a [i64],
+    /// Targets (T, B), PAD where ignored.
+    pub tgt_out: &'a [i64],
+}
+
+/// Options of a training pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrainOptions {
+    /// PyTorch's `label_smoothing` of the cross entropy.
+    pub label_smoothing: f32,
+    /// Scheduled sampling: the probability that a decoder input (after the first) is the
+    /// model's own previous prediction (argmax) instead of the reference token.
+    pub sampling_probability: f32,
+}
+
+/// The result of a training pass.
+#[derive(Clone, Debug)]
+pub struct TrainOutput {
+    /// Mean cross entropy over non-PAD targets.
+    pub loss: f32,
+    /// Logits (T, B, V).
+    pub logits: Tensor,
+    /// Non-PAD target tokens.
+    pub tokens: usize,
+}
+
+impl Module for Seq2Seq {
+    fn params(&self) -> Vec<&Param> {
+        let mut v = self.encoder.params();
+        v.extend(self.decoder.params());
+        v
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v = self.encoder.params_mut();
+        v.extend(self.decoder.params_mut());
+        v
+    }
+}
+
+impl Seq2Seq {
+    /// Builds a model with PyTorch's default initialisation from `rng`.
+    pub fn new(config: Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
+        config.validate()?;
+        let encoder = Encoder::new(&config, rng)?;
+        let decoder = Decoder::new(&config, rng)?;
+        Ok(Seq2Seq {
+            config,
+            encoder,
+            decoder,
+        })
+    }
+
+    fn check_batch(&self, src: &[i64], lengths: &[usize]) -> Result<(usize, usize)> {
+        let b = lengths.len();
+        if b == 0 || src.len() % b != 0 {
+            return Err(Error::shape(
+                "Seq2Seq",
+                "src of shape (S, B) with B = number of lengths",
+                format!("{} ids for {b} lengths", src.len()),
+            ));
+        }
+        let s = src.len() / b;
+        if let Some((i, &l)) = lengths.iter().enumerate().find(|(_, &l)| l > s) {
+            return Err(Error::arg(
+                "Seq2Seq",
+                "src_lengths",
+                format!("each <= source length {s}"),
+                format!("src_lengths[{i}] = {l}"),
+            ));
+        }
+        Ok((s, b))
+    }
+
+    /// Encodes a batch for decoding: the attention memory and the decoder's initial state.
+    pub fn encode(&self, src: &[i64], src_lengths: &[usize]) -> Result<(Memory, DecoderState)> {
+        let (s, b) = self.check_batch(src, src_lengths)?;
+        let (keys, state, _) = self.encoder.encode(src, s, b, src_lengths, None)?;
+        let mem = self.memory(&keys, src_lengths)?;
+        Ok((mem, self.decoder.initial_state(state)))
+    }
+
+    /// Keys (S, B, K) → batch-major memory with the projected keys.
+    fn memory(&self, keys: &Tensor, lengths: &[usize]) -> Result<Memory> {
+        let (s, b, k) = (keys.dim(0), keys.dim(1), keys.dim(2));
+        let bm = keys.transpose01().into_vec(); // (B, S, K)
+        let (proj, proj_dim) = self.decoder.attention.project_keys(&bm, b * s)?;
+        Ok(Memory {
+            keys: bm,
+            proj,
+            lengths: lengths.to_vec(),
+            steps: s,
+            key_dim: k,
+            proj_dim,
+        })
+    }
+
+    /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
+    pub fn forward(&self, src: &[i64], src_lengths: &[usize], tgt_in: &[i64]) -> Result<Tensor> {
+        let (mem, mut state) = self.encode(src, src_lengths)?;
+        let b = src_lengths.len();
+        let t = tgt_in.len() / b;
+        let v = self.config.tgt_vocab;
+        let mut logits = Vec::with_capacity(t * b * v);
+        for i in 0..t {
+            let (l, _, next, _) = self
+                .decoder
+                .step(&tgt_in[i * b..][..b], &state, &mem, None)?;
+            logits.extend_from_slice(l.data());
+            state = next;
+        }
+        Tensor::from_vec(&[t, b, v], logits)
+    }
+
+    /// Forward, loss and backward of one batch: adds every parameter gradient (call
+    /// `zero_grad` first) and returns the loss and logits.
+    pub fn train_batch(
+        &mut self,
+        batch: TokenBatch,
+        opts: TrainOptions,
+        rng: &mut Rng64,
+    ) -> Result<TrainOutput> {
+        let (s, b) = self.check_batch(batch.src, batch.src_lengths)?;
+        if batch.tgt_in.len() != batch.tgt_out.len() || batch.tgt_in.len() % b != 0 {
+            return Err(Error::shape(
+                "Seq2Seq.train_batch",
+                format!("tgt_in and tgt_out of shape (T, {b})"),
+                format!("{} and {} ids", batch.tgt_in.len(), batch.tgt_out.len()),
+            ));
+        }
+        let (t, v) = (batch.tgt_in.len() / b, self.config.tgt_vocab);
+        // Encoder.
+        let (keys, state0, enc_cache) =
+            self.encoder
+                .encode(batch.src, s, b, batch.src_lengths, Some(rng))?;
+        let enc_cache = enc_cache.expect("training encode keeps its cache");
+        let mem = self.memory(&keys, batch.src_lengths)?;
+        // Decoder, teacher forcing (with optional scheduled sampling).
+        let mut state = self.decoder.initial_state(state0);
+        let mut caches = Vec::with_capacity(t);
+        let mut logits = Vec::with_capacity(t * b * v);
+        let mut prev = batch.tgt_in[..b].to_vec();
+        for i in 0..t {
+            if i > 0 {
+                prev.copy_from_slice(&batch.tgt_in[i * b..][..b]);
+                if opts.sampling_probability > 0.0 {
+                    let last = &logits[(i - 1) * b * v..][..b * v];
+                    for (r, p) in prev.iter_mut().enumerate() {
+                        if *p != PAD as i64 && rng.gen::<f32>() < opts.sampling_probability {
+                            *p = argmax(&last[r * v..][..v]) as i64;
+                        }
+                    }
+                }
+            }
+            let (l, _, next, cache) = self.decoder.step(&prev, &state, &mem, Some(rng))?;
+            logits.extend_from_slice(l.data());
+            caches.push(cache.expect("training step keeps its cache"));
+            state = next;
+        }
+        // Loss.
+        let (loss, dlogits) = cross_entropy(
+            &logits,
+            t * b,
+            v,
+            batch.tgt_out,
+            Some(PAD as i64),
+            opts.label_smoothing,
+        )?;
+        let tokens = batch.tgt_out.iter().filter(|&&y| y != PAD as i64).count();
+        // Backward through the decoder, last step first.
+        let mut dmem = MemoryGrad::zeros(&mem);
+        let mut dstate = StateGrad::zeros(&state);
+        for i in (0..t).rev() {
+            let dl = Tensor::from_vec(&[b, v], dlogits[i * b * v..][..b * v].to_vec())?;
+            dstate = self
+                .decoder
+                .step_backward(&caches[i], &mem, &dl, &dstate, &mut dmem)?;
+        }
+        self.decoder
+            .attention
+            .project_keys_backward(&mem.keys, b * s, &mut dmem)?;
+        // Back into the encoder: memory gradient to time-major (S, B, K).
+        let dkeys = Tensor::from_vec(&[b, s, mem.key_dim], dmem.keys)?.transpose01();
+        let dstate0 = RnnState {
+            h: dstate.h,
+            c: dstate.c,
+        };
+        self.encoder.backward(&enc_cache, &dkeys, &dstate0)?;
+        Ok(TrainOutput {
+            loss,
+            logits: Tensor::from_vec(&[t, b, v], logits)?,
+            tokens,
+        })
+    }
+
+    /// Checks that a token id tensor fits the vocabulary (used by tools before decoding).
+    pub fn check_ids(&self, ids: &[i64], vocab: usize, what: &'static str) -> Result<()> {
+        match ids.iter().find(|&&i| i < 0 || i as usize >= vocab) {
+            Some(&i) => Err(Error::IndexOutOfRange {
+                op: what,
+                index: i,
+                size: vocab,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Shapes as PyTorch prints them, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?} {} encoder {}x{}{} → decoder {}, attention {:?}",
+            self.config.cell,
+            fmt_shape(&[self.config.src_vocab, self.config.emb_dim]),
+            self.config.layers,
+            self.config.hidden_size,
+            if self.config.bidirectional {
+                " bidirectional"
+            } else {
+                ""
+            },
+            self.config.decoder_hidden(),
+            self.config.attention
+        )
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best
+}
