@@ -21,6 +21,7 @@ pub mod nn;
 pub mod optim;
 pub mod seq2seq;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use module::{seeded_rng, Module, Param, Rng64};

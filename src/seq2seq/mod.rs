@@ -7,7 +7,9 @@ pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod inference;
 pub mod model;
+pub mod search;
 
 pub use config::{AttentionKind, Seq2SeqConfig, BOS, EOS, PAD, UNK};
 pub use model::{Seq2Seq, TokenBatch, TrainOptions, TrainOutput};

@@ -1,0 +1,77 @@
+//! Decoding with a trained model: [`Seq2Seq`] as a [`StepModel`] for greedy and beam search, and
+//! [`translate`], which pads a batch of token-id sequences, encodes them once and decodes them.
+
+use super::attention::Memory;
+use super::decoder::DecoderState;
+use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
+use super::{Seq2Seq, PAD};
+use crate::error::Result;
+
+/// What decoding carries per row: the source's attention memory and the decoder state.
+#[derive(Clone, Debug)]
+pub struct DecodeState {
+    /// Attention memory, one row per hypothesis.
+    pub memory: Memory,
+    /// Decoder state, one row per hypothesis.
+    pub decoder: DecoderState,
+}
+
+impl StepModel for Seq2Seq {
+    type State = DecodeState;
+
+    fn step(&self, state: &mut DecodeState, prev: &[u32], logp: &mut Vec<f32>, attn: &mut Vec<f32>) -> Result<()> {
+        let prev: Vec<i64> = prev.iter().map(|&t| t as i64).collect();
+        let (logits, weights, next, _) = self.decoder.step(&prev, &state.decoder, &state.memory, None)?;
+        state.decoder = next;
+        let v = self.config.tgt_vocab;
+        logp.clear();
+        logp.extend_from_slice(logits.data());
+        for row in logp.chunks_exact_mut(v) {
+            log_softmax_inplace(row);
+        }
+        *attn = weights;
+        Ok(())
+    }
+
+    fn select(&self, state: &mut DecodeState, keep: &[usize]) -> Result<()> {
+        state.memory = state.memory.select(keep);
+        state.decoder = state.decoder.select(keep);
+        Ok(())
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.config.tgt_vocab
+    }
+}
+
+/// `x - logsumexp(x)` in place.
+fn log_softmax_inplace(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    row.iter_mut().for_each(|x| *x -= lse);
+}
+
+/// Decodes every source (token ids without BOS/EOS; ids must fit the source vocabulary), all at
+/// once: returns, per source, its hypotheses best first (one for greedy). An empty source
+/// decodes to an empty output.
+pub fn translate(model: &Seq2Seq, sources: &[Vec<i64>], opts: &DecodeOptions) -> Result<Vec<Vec<Hypothesis>>> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    for s in sources {
+        model.check_ids(s, model.config.src_vocab, "translate")?;
+    }
+    let b = sources.len();
+    let lengths: Vec<usize> = sources.iter().map(|s| s.len()).collect();
+    let steps = lengths.iter().copied().max().unwrap_or(0).max(1);
+    let mut src = vec![PAD as i64; steps * b];
+    for (j, s) in sources.iter().enumerate() {
+        for (t, &id) in s.iter().enumerate() {
+            src[t * b + j] = id;
+        }
+    }
+    let (memory, decoder) = model.encode(&src, &lengths)?;
+    let mut state = DecodeState { memory, decoder };
+    decode(model, &mut state, &lengths, opts)
+}

@@ -1,0 +1,358 @@
+//! Training: the optimizer loop around [`Seq2Seq::train_batch`], dev evaluation, learning-rate
+//! reduction on plateau and early stopping. It knows nothing of files or terminals: the caller
+//! gets every event through a callback (the CLI draws progress, logs and checkpoints there).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::batch::{make_batches, Batch, BatchOptions, Example};
+use crate::error::{Error, Result};
+use crate::module::{seeded_rng, Module, Rng64};
+use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamW, Optimizer};
+use crate::seq2seq::inference::translate;
+use crate::seq2seq::search::DecodeOptions;
+use crate::seq2seq::{Seq2Seq, Seq2SeqConfig, TokenBatch, TrainOptions};
+
+/// Which optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam, weight decay as L2.
+    Adam,
+    /// AdamW, decoupled weight decay.
+    AdamW,
+}
+
+/// Every training option, with defaults (TOML section `[train]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f32,
+    /// Adam betas.
+    pub betas: (f32, f32),
+    /// Adam epsilon.
+    pub eps: f32,
+    /// Weight decay (L2 for Adam, decoupled for AdamW).
+    pub weight_decay: f32,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub clip_norm: f32,
+    /// Label smoothing of the cross entropy.
+    pub label_smoothing: f32,
+    /// Scheduled sampling probability (0 = pure teacher forcing).
+    pub sampling_probability: f32,
+    /// Token budget per batch (padding included).
+    pub max_tokens: usize,
+    /// Maximum sentences per batch (0 = no limit).
+    pub max_sentences: usize,
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (0 = no limit).
+    pub max_steps: usize,
+    /// Evaluate on dev every this many steps (0 = at the end of each epoch).
+    pub eval_every: usize,
+    /// Stop after this many evaluations without a better dev accuracy (0 = never).
+    pub patience: usize,
+    /// Multiply the learning rate by this after `plateau_patience` evaluations without
+    /// improvement (1 = never).
+    pub plateau_factor: f32,
+    /// Evaluations without improvement before the learning rate is reduced.
+    pub plateau_patience: usize,
+    /// The learning rate is never reduced below this.
+    pub min_lr: f32,
+    /// Seed of initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Evaluate on at most this many dev examples (0 = all).
+    pub dev_limit: usize,
+    /// Longest output when decoding dev, as a multiple of the source length (+ 5 tokens).
+    pub dev_max_len_ratio: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip_norm: 5.0,
+            label_smoothing: 0.0,
+            sampling_probability: 0.0,
+            max_tokens: 2048,
+            max_sentences: 0,
+            epochs: 10,
+            max_steps: 0,
+            eval_every: 0,
+            patience: 0,
+            plateau_factor: 0.5,
+            plateau_patience: 2,
+            min_lr: 1e-5,
+            seed: 1,
+            dev_limit: 0,
+            dev_max_len_ratio: 3.0,
+        }
+    }
+}
+
+/// Something that happened during training, for the caller to show, log or checkpoint.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// One optimizer step.
+    Step {
+        /// Steps so far.
+        step: usize,
+        /// Current epoch (from 1).
+        epoch: usize,
+        /// Mean loss over the batch's target tokens.
+        train_loss: f32,
+        /// Target tokens in the batch.
+        tokens: usize,
+        /// Global gradient norm before clipping.
+        grad_norm: f32,
+        /// Learning rate used.
+        lr: f32,
+    },
+    /// A dev evaluation.
+    Eval {
+        /// Steps so far.
+        step: usize,
+        /// Current epoch.
+        epoch: usize,
+        /// Exact-match accuracy of greedy decoding on dev.
+        dev_accuracy: f64,
+        /// Whether it is the best so far.
+        best: bool,
+        /// Learning rate after any plateau reduction.
+        lr: f32,
+    },
+}
+
+/// The optimizer chosen by a [`TrainConfig`].
+pub fn make_optimizer(cfg: &TrainConfig) -> Result<Box<dyn Optimizer + Send>> {
+    let ac = AdamConfig { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weight_decay: cfg.weight_decay };
+    Ok(match cfg.optimizer {
+        OptimizerKind::Adam => Box::new(Adam::new(ac)?),
+        OptimizerKind::AdamW => Box::new(AdamW::new(ac)?),
+    })
+}
+
+/// A dev example: source ids and every acceptable target (ids, no BOS/EOS).
+#[derive(Clone, Debug)]
+pub struct DevExample {
+    /// Source ids.
+    pub src: Vec<i64>,
+    /// Every reference for this source.
+    pub refs: Vec<Vec<i64>>,
+}
+
+/// Exact-match accuracy of greedy decoding (correct when equal to any reference), decoded in
+/// batches of 256.
+pub fn exact_match(model: &Seq2Seq, dev: &[DevExample], max_len_ratio: f32) -> Result<f64> {
+    if dev.is_empty() {
+        return Ok(0.0);
+    }
+    let mut correct = 0usize;
+    for chunk in dev.chunks(256) {
+        let longest = chunk.iter().map(|d| d.src.len()).max().unwrap_or(0);
+        let opts = DecodeOptions {
+            beam_size: 1,
+            max_len: (max_len_ratio * longest as f32).ceil() as usize + 5,
+            ..DecodeOptions::default()
+        };
+        let srcs: Vec<Vec<i64>> = chunk.iter().map(|d| d.src.clone()).collect();
+        let hyps = translate(model, &srcs, &opts)?;
+        for (d, h) in chunk.iter().zip(hyps) {
+            let out: Vec<i64> = h[0].tokens.iter().map(|&t| t as i64).collect();
+            if d.refs.iter().any(|r| *r == out) {
+                correct += 1;
+            }
+        }
+    }
+    Ok(correct as f64 / dev.len() as f64)
+}
+
+/// Where a run stands: enough to continue it exactly.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Epochs started.
+    pub epoch: usize,
+    /// Batches of the current epoch already done.
+    pub batch_in_epoch: usize,
+    /// Dev evaluations so far.
+    pub evals: usize,
+    /// Best dev accuracy so far.
+    pub best_accuracy: f64,
+    /// Evaluations since the best one.
+    pub evals_since_best: usize,
+    /// Evaluations since the last improvement or learning-rate reduction.
+    pub evals_since_reduce: usize,
+}
+
+/// A model, its optimizer and the training loop state.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Seq2Seq,
+    /// Its optimizer.
+    pub optimizer: Box<dyn Optimizer + Send>,
+    /// Options.
+    pub config: TrainConfig,
+    /// Where the run stands.
+    pub progress: Progress,
+}
+
+impl Trainer {
+    /// A fresh model from `model_cfg`, initialised from the training seed.
+    pub fn new(model_cfg: Seq2SeqConfig, config: TrainConfig) -> Result<Self> {
+        let model = Seq2Seq::new(model_cfg, &mut seeded_rng(config.seed))?;
+        Ok(Trainer { optimizer: make_optimizer(&config)?, model, config, progress: Progress::default() })
+    }
+
+    /// One optimizer step on one batch; returns (loss, gradient norm before clipping).
+    ///
+    /// A non-finite loss is an error naming the step, and leaves the parameters untouched.
+    pub fn train_step(&mut self, batch: &Batch, rng: &mut Rng64) -> Result<(f32, f32)> {
+        self.model.zero_grad();
+        let tb = TokenBatch { src: &batch.src, src_lengths: &batch.src_lengths, tgt_in: &batch.tgt_in, tgt_out: &batch.tgt_out };
+        let opts = TrainOptions { label_smoothing: self.config.label_smoothing, sampling_probability: self.config.sampling_probability };
+        let out = self.model.train_batch(tb, opts, rng)?;
+        if !out.loss.is_finite() {
+            return Err(Error::arg("train", "loss", "a finite number", format!("{} at step {}", out.loss, self.progress.step + 1)));
+        }
+        let mut params = self.model.params_mut();
+        let norm = if self.config.clip_norm > 0.0 {
+            clip_grad_norm(&mut params, self.config.clip_norm)
+        } else {
+            clip_grad_norm(&mut params, f32::INFINITY)
+        };
+        self.optimizer.step(&mut params)?;
+        self.progress.step += 1;
+        Ok((out.loss, norm))
+    }
+
+    /// Evaluates on `dev`, updates best/plateau bookkeeping; returns (accuracy, is best).
+    pub fn evaluate(&mut self, dev: &[DevExample]) -> Result<(f64, bool)> {
+        let dev = if self.config.dev_limit > 0 && dev.len() > self.config.dev_limit { &dev[..self.config.dev_limit] } else { dev };
+        let acc = exact_match(&self.model, dev, self.config.dev_max_len_ratio)?;
+        let p = &mut self.progress;
+        let best = p.evals == 0 || acc > p.best_accuracy;
+        p.evals += 1;
+        if best {
+            p.best_accuracy = acc;
+            p.evals_since_best = 0;
+            p.evals_since_reduce = 0;
+        } else {
+            p.evals_since_best += 1;
+            p.evals_since_reduce += 1;
+            if self.config.plateau_factor < 1.0 && p.evals_since_reduce >= self.config.plateau_patience.max(1) {
+                let lr = (self.optimizer.lr() * self.config.plateau_factor).max(self.config.min_lr);
+                self.optimizer.set_lr(lr);
+                p.evals_since_reduce = 0;
+            }
+        }
+        Ok((acc, best))
+    }
+
+    /// Whether early stopping or the step limit says stop.
+    pub fn should_stop(&self) -> bool {
+        (self.config.patience > 0 && self.progress.evals_since_best >= self.config.patience)
+            || (self.config.max_steps > 0 && self.progress.step >= self.config.max_steps)
+    }
+
+    /// The batches of epoch `epoch` (shuffled with `seed + epoch`, so a resumed run sees the
+    /// same order).
+    pub fn epoch_batches(&self, train: &[Example], epoch: usize) -> Result<Vec<Batch>> {
+        let opts = BatchOptions {
+            max_tokens: self.config.max_tokens,
+            max_sentences: (self.config.max_sentences > 0).then_some(self.config.max_sentences),
+            shuffle: true,
+            seed: self.config.seed.wrapping_add(epoch as u64),
+        };
+        make_batches(train, &opts)
+    }
+
+    /// The dropout RNG of batch `batch` of epoch `epoch`: derived, not carried, so a resumed run
+    /// draws exactly the masks the uninterrupted run would have.
+    pub fn batch_rng(&self, epoch: usize, batch: usize) -> Rng64 {
+        seeded_rng(self.config.seed ^ ((epoch as u64) << 32) ^ (batch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Trains until the epochs run out, the step limit, or early stopping; calls `on_event`
+    /// after every step and evaluation (it may save checkpoints, and may stop the run by
+    /// returning `false`).
+    pub fn fit(&mut self, train: &[Example], dev: &[DevExample], mut on_event: impl FnMut(&Trainer, &Event) -> Result<bool>) -> Result<()> {
+        let start_epoch = self.progress.epoch.max(1);
+        for epoch in start_epoch..=self.config.epochs {
+            self.progress.epoch = epoch;
+            let batches = self.epoch_batches(train, epoch)?;
+            let skip = std::mem::take(&mut self.progress.batch_in_epoch);
+            for (i, batch) in batches.iter().enumerate().skip(skip) {
+                let mut rng = self.batch_rng(epoch, i);
+                let lr = self.optimizer.lr();
+                let (loss, norm) = self.train_step(batch, &mut rng)?;
+                self.progress.batch_in_epoch = i + 1;
+                let ev = Event::Step { step: self.progress.step, epoch, train_loss: loss, tokens: batch.target_tokens(), grad_norm: norm, lr };
+                if !on_event(self, &ev)? {
+                    return Ok(());
+                }
+                let due = self.config.eval_every > 0 && self.progress.step % self.config.eval_every == 0;
+                if due && !self.eval_and_report(dev, &mut on_event)? {
+                    return Ok(());
+                }
+                if self.should_stop() {
+                    return Ok(());
+                }
+            }
+            self.progress.batch_in_epoch = 0;
+            if self.config.eval_every == 0 && !self.eval_and_report(dev, &mut on_event)? {
+                return Ok(());
+            }
+            if self.should_stop() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn eval_and_report(&mut self, dev: &[DevExample], on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>) -> Result<bool> {
+        if dev.is_empty() {
+            return Ok(true);
+        }
+        let (acc, best) = self.evaluate(dev)?;
+        let ev = Event::Eval { step: self.progress.step, epoch: self.progress.epoch, dev_accuracy: acc, best, lr: self.optimizer.lr() };
+        on_event(self, &ev)
+    }
+}
+
+/// Groups pairs by source into dev examples (every reference of a source kept), in first-seen
+/// order; tokens outside the vocabularies become UNK.
+pub fn dev_examples(pairs: &[crate::data::Pair], tokenizers: (crate::data::Tokenizer, crate::data::Tokenizer), vocabs: (&crate::data::Vocab, &crate::data::Vocab)) -> Vec<DevExample> {
+    let mut order: Vec<String> = Vec::new();
+    let mut refs: std::collections::HashMap<String, Vec<Vec<i64>>> = std::collections::HashMap::new();
+    for p in pairs {
+        let tgt = vocabs.1.encode(&tokenizers.1.tokenize(&p.tgt));
+        let entry = refs.entry(p.src.clone()).or_insert_with(|| {
+            order.push(p.src.clone());
+            Vec::new()
+        });
+        if !entry.contains(&tgt) {
+            entry.push(tgt);
+        }
+    }
+    order
+        .into_iter()
+        .map(|src| {
+            let ids = vocabs.0.encode(&tokenizers.0.tokenize(&src));
+            DevExample { src: ids, refs: refs.remove(&src).unwrap_or_default() }
+        })
+        .collect()
+}
+
+/// `(source, target)` strings as pairs with 1-based line numbers (for generated data).
+pub fn pairs_from_strings(pairs: &[(String, String)]) -> Vec<crate::data::Pair> {
+    pairs.iter().enumerate().map(|(i, (s, t))| crate::data::Pair { src: s.clone(), tgt: t.clone(), line: i + 1 }).collect()
+}
