@@ -15,6 +15,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod module;
 pub mod nn;
+pub mod seq2seq;
 pub mod tensor;
 
 pub use error::{Error, Result};

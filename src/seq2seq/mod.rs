@@ -1,0 +1,3 @@
+//! Sequence-to-sequence models and decoding.
+
+pub mod search;
