@@ -263,7 +263,12 @@ fn finish(
 }
 
 /// Calls [`StepModel::select`] unless `keep` is the identity on `rows` rows.
-fn gather<M: StepModel>(model: &M, state: &mut M::State, keep: &[usize], rows: usize) -> Result<()> {
+fn gather<M: StepModel>(
+    model: &M,
+    state: &mut M::State,
+    keep: &[usize],
+    rows: usize,
+) -> Result<()> {
     let identity = keep.len() == rows && keep.iter().enumerate().all(|(i, &k)| i == k);
     if identity {
         Ok(())
@@ -297,7 +302,11 @@ fn checked_step<M: StepModel>(
     let rows = prev.len();
     if logp.len() != rows * vocab {
         let want = format!("{} log-probs ({rows} rows x {vocab})", rows * vocab);
-        return Err(Error::shape("StepModel.step", want, format!("{}", logp.len())));
+        return Err(Error::shape(
+            "StepModel.step",
+            want,
+            format!("{}", logp.len()),
+        ));
     }
     if logp.iter().any(|x| x.is_nan()) {
         return Err(Error::arg("StepModel.step", "logp", "no NaN", "NaN"));
@@ -308,7 +317,11 @@ fn checked_step<M: StepModel>(
     let width = attn.len() / rows;
     if attn.len() % rows != 0 || width < need_width {
         let want = format!("{rows} rows x >= {need_width} attention weights");
-        return Err(Error::shape("StepModel.step", want, format!("{}", attn.len())));
+        return Err(Error::shape(
+            "StepModel.step",
+            want,
+            format!("{}", attn.len()),
+        ));
     }
     Ok(width)
 }
@@ -364,7 +377,12 @@ impl<'a, M: StepModel> Greedy<'a, M> {
 
     /// One step: every row takes its argmax; finished rows leave the working set.
     fn run_step(&mut self, state: &mut M::State) -> Result<()> {
-        let need = self.rows.iter().map(|&s| self.src_lens[s]).max().unwrap_or(0);
+        let need = self
+            .rows
+            .iter()
+            .map(|&s| self.src_lens[s])
+            .max()
+            .unwrap_or(0);
         let bufs = (&mut self.logp, &mut self.attn);
         let width = checked_step(self.model, state, &self.prev, bufs, self.vocab, need)?;
         self.keep.clear();
@@ -391,7 +409,8 @@ impl<'a, M: StepModel> Greedy<'a, M> {
         if !eos {
             h.tokens.push(v as u32);
             if self.opts.return_attention && width > 0 {
-                h.attention.push(self.attn[i * width..i * width + src_len].to_vec());
+                h.attention
+                    .push(self.attn[i * width..i * width + src_len].to_vec());
             }
         }
         let truncated = !eos && h.tokens.len() >= self.opts.cap(src_len);
@@ -602,7 +621,12 @@ impl<'a, M: StepModel> Beam<'a, M> {
             return;
         }
         let log_prob = c.score;
-        self.next.push(Live { src, node, len, log_prob });
+        self.next.push(Live {
+            src,
+            node,
+            len,
+            log_prob,
+        });
         self.next_prev.push(c.token);
         self.keep.push(c.parent);
     }
@@ -617,12 +641,23 @@ impl<'a, M: StepModel> Beam<'a, M> {
             self.arena.extend_from_slice(&self.attn[off..off + src_len]);
         }
         let token = c.token;
-        self.nodes.push(Node { parent, token, attn });
+        self.nodes.push(Node {
+            parent,
+            token,
+            attn,
+        });
         self.nodes.len() - 1
     }
 
     /// Rebuilds the hypothesis of source `src` ending at trellis node `node`.
-    fn hypothesis(&self, src: usize, mut node: usize, lp: f32, eos: bool, trunc: bool) -> Hypothesis {
+    fn hypothesis(
+        &self,
+        src: usize,
+        mut node: usize,
+        lp: f32,
+        eos: bool,
+        trunc: bool,
+    ) -> Hypothesis {
         let src_len = self.src_lens[src];
         let (mut tokens, mut attention) = (Vec::new(), Vec::new());
         while node != NONE {
@@ -731,7 +766,13 @@ mod tests {
     impl StepModel for Toy {
         type State = Vec<Row>;
 
-        fn step(&self, st: &mut Vec<Row>, prev: &[u32], logp: &mut Vec<f32>, attn: &mut Vec<f32>) -> Result<()> {
+        fn step(
+            &self,
+            st: &mut Vec<Row>,
+            prev: &[u32],
+            logp: &mut Vec<f32>,
+            attn: &mut Vec<f32>,
+        ) -> Result<()> {
             assert_eq!(st.len(), prev.len());
             self.calls.borrow_mut().push(prev.len());
             for (row, &p) in st.iter_mut().zip(prev) {
@@ -769,9 +810,16 @@ mod tests {
         Toy::new(vocab, move |s, t, p| {
             (0..vocab)
                 .map(|v| {
-                    let h = mix(((s as u64) << 40) ^ ((t as u64) << 24) ^ ((p as u64) << 12) ^ v as u64);
+                    let h = mix(((s as u64) << 40)
+                        ^ ((t as u64) << 24)
+                        ^ ((p as u64) << 12)
+                        ^ v as u64);
                     let x = (h >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0;
-                    if v == EOS as usize { x + 0.4 * t as f32 - 1.0 } else { x }
+                    if v == EOS as usize {
+                        x + 0.4 * t as f32 - 1.0
+                    } else {
+                        x
+                    }
                 })
                 .collect()
         })
@@ -789,12 +837,21 @@ mod tests {
     /// Emits A until step `src + 1`, then EOS.
     fn staggered() -> Toy {
         Toy::probs(8, |s, t, _| {
-            if t > s { vec![(EOS, 0.7), (A, 0.2), (B, 0.1)] } else { vec![(A, 0.7), (B, 0.2), (EOS, 0.1)] }
+            if t > s {
+                vec![(EOS, 0.7), (A, 0.2), (B, 0.1)]
+            } else {
+                vec![(A, 0.7), (B, 0.2), (EOS, 0.1)]
+            }
         })
     }
 
     fn opts(beam: usize, nbest: usize) -> DecodeOptions {
-        DecodeOptions { beam_size: beam, nbest, max_len: 20, ..Default::default() }
+        DecodeOptions {
+            beam_size: beam,
+            nbest,
+            max_len: 20,
+            ..Default::default()
+        }
     }
 
     fn assert_same(a: &Hypothesis, b: &Hypothesis) {
@@ -803,7 +860,10 @@ mod tests {
         assert_eq!(a.score.to_bits(), b.score.to_bits());
         assert_eq!(a.truncated, b.truncated);
         let bits = |h: &Hypothesis| -> Vec<Vec<u32>> {
-            h.attention.iter().map(|r| r.iter().map(|x| x.to_bits()).collect()).collect()
+            h.attention
+                .iter()
+                .map(|r| r.iter().map(|x| x.to_bits()).collect())
+                .collect()
         };
         assert_eq!(bits(a), bits(b));
     }
@@ -944,8 +1004,9 @@ mod tests {
             o.max_len_ratio = ratio;
             o.return_attention = true;
             let g = run_greedy(&m, &[0, 1], &[0, 0], &o);
+            assert!(m.calls.borrow().is_empty(), "no step for empty sources");
             let b = run_beam(&m, &[0, 1], &[0, 5], &o);
-            assert!(m.calls.borrow().iter().all(|&n| n == 1), "only the non-empty source steps");
+            assert_eq!(m.calls.borrow()[0], 1, "only the non-empty source steps");
             for h in [&g[0], &g[1], &b[0][0]] {
                 assert_eq!(h, &Hypothesis::default());
             }
@@ -980,7 +1041,11 @@ mod tests {
     #[test]
     fn ties_prefer_lower_token_id() {
         let tied = Toy::probs(8, |_, t, _| {
-            if t == 0 { vec![(C, 0.3), (B, 0.3), (A, 0.3)] } else { vec![(EOS, 0.9)] }
+            if t == 0 {
+                vec![(C, 0.3), (B, 0.3), (A, 0.3)]
+            } else {
+                vec![(EOS, 0.9)]
+            }
         });
         let g = run_greedy(&tied, &[0], &[2], &opts(1, 1));
         assert_eq!(g[0].tokens, vec![A]);
@@ -1039,7 +1104,13 @@ mod tests {
 
     impl StepModel for Bad {
         type State = ();
-        fn step(&self, _: &mut (), prev: &[u32], logp: &mut Vec<f32>, attn: &mut Vec<f32>) -> Result<()> {
+        fn step(
+            &self,
+            _: &mut (),
+            prev: &[u32],
+            logp: &mut Vec<f32>,
+            attn: &mut Vec<f32>,
+        ) -> Result<()> {
             logp.resize(prev.len() * 5 - self.0, self.1);
             attn.resize(prev.len() * 2 + 1 - usize::from(self.0 == 0), 0.1);
             Ok(())
@@ -1076,9 +1147,18 @@ mod tests {
 
     #[test]
     fn options_serde_defaults() {
-        let o: DecodeOptions = serde_json::from_str(r#"{"beam_size": 3, "max_len_ratio": 1.5}"#).unwrap();
-        assert_eq!(o, DecodeOptions { beam_size: 3, max_len_ratio: Some(1.5), ..Default::default() });
-        let back: DecodeOptions = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        let o: DecodeOptions =
+            serde_json::from_str(r#"{"beam_size": 3, "max_len_ratio": 1.5}"#).unwrap();
+        assert_eq!(
+            o,
+            DecodeOptions {
+                beam_size: 3,
+                max_len_ratio: Some(1.5),
+                ..Default::default()
+            }
+        );
+        let back: DecodeOptions =
+            serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
         assert_eq!(back, o);
         assert!(serde_json::from_str::<DecodeOptions>(r#"{"beam": 3}"#).is_err());
     }
