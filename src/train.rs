@@ -132,7 +132,12 @@ pub enum Event {
 
 /// The optimizer chosen by a [`TrainConfig`].
 pub fn make_optimizer(cfg: &TrainConfig) -> Result<Box<dyn Optimizer + Send>> {
-    let ac = AdamConfig { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weight_decay: cfg.weight_decay };
+    let ac = AdamConfig {
+        lr: cfg.lr,
+        betas: cfg.betas,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+    };
     Ok(match cfg.optimizer {
         OptimizerKind::Adam => Box::new(Adam::new(ac)?),
         OptimizerKind::AdamW => Box::new(AdamW::new(ac)?),
@@ -209,7 +214,12 @@ impl Trainer {
     /// A fresh model from `model_cfg`, initialised from the training seed.
     pub fn new(model_cfg: Seq2SeqConfig, config: TrainConfig) -> Result<Self> {
         let model = Seq2Seq::new(model_cfg, &mut seeded_rng(config.seed))?;
-        Ok(Trainer { optimizer: make_optimizer(&config)?, model, config, progress: Progress::default() })
+        Ok(Trainer {
+            optimizer: make_optimizer(&config)?,
+            model,
+            config,
+            progress: Progress::default(),
+        })
     }
 
     /// One optimizer step on one batch; returns (loss, gradient norm before clipping).
@@ -217,11 +227,24 @@ impl Trainer {
     /// A non-finite loss is an error naming the step, and leaves the parameters untouched.
     pub fn train_step(&mut self, batch: &Batch, rng: &mut Rng64) -> Result<(f32, f32)> {
         self.model.zero_grad();
-        let tb = TokenBatch { src: &batch.src, src_lengths: &batch.src_lengths, tgt_in: &batch.tgt_in, tgt_out: &batch.tgt_out };
-        let opts = TrainOptions { label_smoothing: self.config.label_smoothing, sampling_probability: self.config.sampling_probability };
+        let tb = TokenBatch {
+            src: &batch.src,
+            src_lengths: &batch.src_lengths,
+            tgt_in: &batch.tgt_in,
+            tgt_out: &batch.tgt_out,
+        };
+        let opts = TrainOptions {
+            label_smoothing: self.config.label_smoothing,
+            sampling_probability: self.config.sampling_probability,
+        };
         let out = self.model.train_batch(tb, opts, rng)?;
         if !out.loss.is_finite() {
-            return Err(Error::arg("train", "loss", "a finite number", format!("{} at step {}", out.loss, self.progress.step + 1)));
+            return Err(Error::arg(
+                "train",
+                "loss",
+                "a finite number",
+                format!("{} at step {}", out.loss, self.progress.step + 1),
+            ));
         }
         let mut params = self.model.params_mut();
         let norm = if self.config.clip_norm > 0.0 {
@@ -236,7 +259,11 @@ impl Trainer {
 
     /// Evaluates on `dev`, updates best/plateau bookkeeping; returns (accuracy, is best).
     pub fn evaluate(&mut self, dev: &[DevExample]) -> Result<(f64, bool)> {
-        let dev = if self.config.dev_limit > 0 && dev.len() > self.config.dev_limit { &dev[..self.config.dev_limit] } else { dev };
+        let dev = if self.config.dev_limit > 0 && dev.len() > self.config.dev_limit {
+            &dev[..self.config.dev_limit]
+        } else {
+            dev
+        };
         let acc = exact_match(&self.model, dev, self.config.dev_max_len_ratio)?;
         let p = &mut self.progress;
         let best = p.evals == 0 || acc > p.best_accuracy;
@@ -248,7 +275,9 @@ impl Trainer {
         } else {
             p.evals_since_best += 1;
             p.evals_since_reduce += 1;
-            if self.config.plateau_factor < 1.0 && p.evals_since_reduce >= self.config.plateau_patience.max(1) {
+            if self.config.plateau_factor < 1.0
+                && p.evals_since_reduce >= self.config.plateau_patience.max(1)
+            {
                 let lr = (self.optimizer.lr() * self.config.plateau_factor).max(self.config.min_lr);
                 self.optimizer.set_lr(lr);
                 p.evals_since_reduce = 0;
@@ -278,13 +307,22 @@ impl Trainer {
     /// The dropout RNG of batch `batch` of epoch `epoch`: derived, not carried, so a resumed run
     /// draws exactly the masks the uninterrupted run would have.
     pub fn batch_rng(&self, epoch: usize, batch: usize) -> Rng64 {
-        seeded_rng(self.config.seed ^ ((epoch as u64) << 32) ^ (batch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        seeded_rng(
+            self.config.seed
+                ^ ((epoch as u64) << 32)
+                ^ (batch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
     }
 
     /// Trains until the epochs run out, the step limit, or early stopping; calls `on_event`
     /// after every step and evaluation (it may save checkpoints, and may stop the run by
     /// returning `false`).
-    pub fn fit(&mut self, train: &[Example], dev: &[DevExample], mut on_event: impl FnMut(&Trainer, &Event) -> Result<bool>) -> Result<()> {
+    pub fn fit(
+        &mut self,
+        train: &[Example],
+        dev: &[DevExample],
+        mut on_event: impl FnMut(&Trainer, &Event) -> Result<bool>,
+    ) -> Result<()> {
         let start_epoch = self.progress.epoch.max(1);
         for epoch in start_epoch..=self.config.epochs {
             self.progress.epoch = epoch;
@@ -295,11 +333,19 @@ impl Trainer {
                 let lr = self.optimizer.lr();
                 let (loss, norm) = self.train_step(batch, &mut rng)?;
                 self.progress.batch_in_epoch = i + 1;
-                let ev = Event::Step { step: self.progress.step, epoch, train_loss: loss, tokens: batch.target_tokens(), grad_norm: norm, lr };
+                let ev = Event::Step {
+                    step: self.progress.step,
+                    epoch,
+                    train_loss: loss,
+                    tokens: batch.target_tokens(),
+                    grad_norm: norm,
+                    lr,
+                };
                 if !on_event(self, &ev)? {
                     return Ok(());
                 }
-                let due = self.config.eval_every > 0 && self.progress.step % self.config.eval_every == 0;
+                let due =
+                    self.config.eval_every > 0 && self.progress.step % self.config.eval_every == 0;
                 if due && !self.eval_and_report(dev, &mut on_event)? {
                     return Ok(());
                 }
@@ -318,21 +364,36 @@ impl Trainer {
         Ok(())
     }
 
-    fn eval_and_report(&mut self, dev: &[DevExample], on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>) -> Result<bool> {
+    fn eval_and_report(
+        &mut self,
+        dev: &[DevExample],
+        on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>,
+    ) -> Result<bool> {
         if dev.is_empty() {
             return Ok(true);
         }
         let (acc, best) = self.evaluate(dev)?;
-        let ev = Event::Eval { step: self.progress.step, epoch: self.progress.epoch, dev_accuracy: acc, best, lr: self.optimizer.lr() };
+        let ev = Event::Eval {
+            step: self.progress.step,
+            epoch: self.progress.epoch,
+            dev_accuracy: acc,
+            best,
+            lr: self.optimizer.lr(),
+        };
         on_event(self, &ev)
     }
 }
 
 /// Groups pairs by source into dev examples (every reference of a source kept), in first-seen
 /// order; tokens outside the vocabularies become UNK.
-pub fn dev_examples(pairs: &[crate::data::Pair], tokenizers: (crate::data::Tokenizer, crate::data::Tokenizer), vocabs: (&crate::data::Vocab, &crate::data::Vocab)) -> Vec<DevExample> {
+pub fn dev_examples(
+    pairs: &[crate::data::Pair],
+    tokenizers: (crate::data::Tokenizer, crate::data::Tokenizer),
+    vocabs: (&crate::data::Vocab, &crate::data::Vocab),
+) -> Vec<DevExample> {
     let mut order: Vec<String> = Vec::new();
-    let mut refs: std::collections::HashMap<String, Vec<Vec<i64>>> = std::collections::HashMap::new();
+    let mut refs: std::collections::HashMap<String, Vec<Vec<i64>>> =
+        std::collections::HashMap::new();
     for p in pairs {
         let tgt = vocabs.1.encode(&tokenizers.1.tokenize(&p.tgt));
         let entry = refs.entry(p.src.clone()).or_insert_with(|| {
@@ -347,12 +408,23 @@ pub fn dev_examples(pairs: &[crate::data::Pair], tokenizers: (crate::data::Token
         .into_iter()
         .map(|src| {
             let ids = vocabs.0.encode(&tokenizers.0.tokenize(&src));
-            DevExample { src: ids, refs: refs.remove(&src).unwrap_or_default() }
+            DevExample {
+                src: ids,
+                refs: refs.remove(&src).unwrap_or_default(),
+            }
         })
         .collect()
 }
 
 /// `(source, target)` strings as pairs with 1-based line numbers (for generated data).
 pub fn pairs_from_strings(pairs: &[(String, String)]) -> Vec<crate::data::Pair> {
-    pairs.iter().enumerate().map(|(i, (s, t))| crate::data::Pair { src: s.clone(), tgt: t.clone(), line: i + 1 }).collect()
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (s, t))| crate::data::Pair {
+            src: s.clone(),
+            tgt: t.clone(),
+            line: i + 1,
+        })
+        .collect()
 }

@@ -10,8 +10,9 @@
 //! `b_hn` stays inside the reset product, as in PyTorch. Forward overwrites `x̂` with `[r z n]`
 //! and `ĥ_n` with `m`; backward reads them with the previous state `h`.
 
-use super::sigmoid;
+use super::{sigmoid, simd, tanh};
 
+simd! {
 /// Forward of `rows` rows, steps (1)–(3).
 ///
 /// * `xg` (rows × 3H): `x̂` in, `[r z n]` out.
@@ -41,7 +42,7 @@ pub fn forward(
             let z = sigmoid(x[hidden + j] + hh[hidden + j] + bz);
             // (2)
             let m = hh[2 * hidden + j] + bn;
-            let n = (x[2 * hidden + j] + rg * m).tanh();
+            let n = tanh(x[2 * hidden + j] + rg * m);
             // (3)
             x[j] = rg;
             x[hidden + j] = z;
@@ -51,7 +52,9 @@ pub fn forward(
         }
     }
 }
+}
 
+simd! {
 /// Backward of `rows` rows through (3)–(1).
 ///
 /// * `act` (rows × 3H): `[r z n]`; `hg` (rows × 3H): its n-part holds `m`.
@@ -98,4 +101,5 @@ pub fn backward(
             dhh[2 * hidden + j] = dan * rg;
         }
     }
+}
 }

@@ -10,8 +10,9 @@
 //! Forward overwrites `a` with the activations `[i f g o]` and stores `tanh(c')`; backward reads
 //! them back with the previous cell state `c`.
 
-use super::sigmoid;
+use super::{sigmoid, simd, tanh};
 
+simd! {
 /// Forward of `rows` rows, steps (1)–(3).
 ///
 /// * `gates` (rows × 4H): pre-activations in, activations `[i f g o]` out.
@@ -35,27 +36,29 @@ pub fn forward(
         let c = &mut c[r * hidden..(r + 1) * hidden];
         let h = &mut h[r * hidden..(r + 1) * hidden];
         let tc = &mut tanh_c[r * hidden..(r + 1) * hidden];
-        for j in 0..hidden {
+        // Zipped iterators: no bounds checks, so the loop vectorizes.
+        let gates = ai.iter_mut().zip(af.iter_mut()).zip(ag.iter_mut().zip(ao.iter_mut()));
+        let state = c.iter_mut().zip(h.iter_mut().zip(tc.iter_mut()));
+        for (((ai, af), (ag, ao)), (c, (h, tc))) in gates.zip(state) {
             // (1)
-            let i = sigmoid(ai[j]);
-            let f = sigmoid(af[j]);
-            let g = ag[j].tanh();
-            let o = sigmoid(ao[j]);
+            let i = sigmoid(*ai);
+            let f = sigmoid(*af);
+            let g = tanh(*ag);
+            let o = sigmoid(*ao);
             // (2)
-            let c_new = f * c[j] + i * g;
+            let c_new = f * *c + i * g;
             // (3)
-            let t = c_new.tanh();
-            ai[j] = i;
-            af[j] = f;
-            ag[j] = g;
-            ao[j] = o;
-            c[j] = c_new;
-            tc[j] = t;
-            h[j] = o * t;
+            let t = tanh(c_new);
+            (*ai, *af, *ag, *ao) = (i, f, g, o);
+            *c = c_new;
+            *tc = t;
+            *h = o * t;
         }
     }
 }
+}
 
+simd! {
 /// Backward of `rows` rows through (3)–(1).
 ///
 /// * `act` (rows × 4H): `[i f g o]` saved by forward.
@@ -63,7 +66,6 @@ pub fn forward(
 /// * `dh` (rows × H): ∂L/∂h'.
 /// * `dc` (rows × H): ∂L/∂c' in, ∂L/∂c (previous state) out.
 /// * `dgates` (rows × 4H): ∂L/∂a out.
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
     rows: usize,
     hidden: usize,
@@ -103,4 +105,5 @@ pub fn backward(
             da[3 * hidden + j] = d_o * o * (1.0 - o);
         }
     }
+}
 }

@@ -13,6 +13,7 @@
 //! A source of length 0 attends to nothing: a = 0 and c = 0.
 
 use crate::error::Result;
+use crate::kernels::tanh;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::linear::Linear;
 use crate::tensor::Tensor;
@@ -209,7 +210,7 @@ impl Bahdanau {
                 let (tj, kp) = (&mut t[idx..][..a_dim], &mem.proj[idx..][..a_dim]);
                 let mut score = 0.0f32;
                 for ((ti, &x), (&y, &vi)) in tj.iter_mut().zip(wq_b).zip(kp.iter().zip(v)) {
-                    *ti = (x + y).tanh(); // (1)
+                    *ti = tanh(x + y); // (1)
                     score += vi * *ti; // (2)
                 }
                 scores[b * s + j] = score;

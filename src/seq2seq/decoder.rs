@@ -14,6 +14,7 @@
 use super::attention::{rows_tensor, Attended, Attention, Bahdanau, Luong, Memory, MemoryGrad};
 use super::config::{AttentionKind, Seq2SeqConfig, PAD};
 use crate::error::Result;
+use crate::kernels::tanh;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
@@ -270,7 +271,7 @@ impl Decoder {
                 let att = l.attend(&s_top, mem)?;
                 let u = cat_rows(&[(&att.context, mem.key_dim), (&s_top, hd)], b);
                 let mut f = l.w_combine.forward(&rows_tensor(u.clone(), b))?.into_vec();
-                f.iter_mut().for_each(|v| *v = v.tanh());
+                f.iter_mut().for_each(|v| *v = tanh(*v));
                 (f.clone(), s_top, Some(att), u, f)
             }
         };

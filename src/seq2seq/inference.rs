@@ -19,9 +19,17 @@ pub struct DecodeState {
 impl StepModel for Seq2Seq {
     type State = DecodeState;
 
-    fn step(&self, state: &mut DecodeState, prev: &[u32], logp: &mut Vec<f32>, attn: &mut Vec<f32>) -> Result<()> {
+    fn step(
+        &self,
+        state: &mut DecodeState,
+        prev: &[u32],
+        logp: &mut Vec<f32>,
+        attn: &mut Vec<f32>,
+    ) -> Result<()> {
         let prev: Vec<i64> = prev.iter().map(|&t| t as i64).collect();
-        let (logits, weights, next, _) = self.decoder.step(&prev, &state.decoder, &state.memory, None)?;
+        let (logits, weights, next, _) =
+            self.decoder
+                .step(&prev, &state.decoder, &state.memory, None)?;
         state.decoder = next;
         let v = self.config.tgt_vocab;
         logp.clear();
@@ -55,7 +63,11 @@ fn log_softmax_inplace(row: &mut [f32]) {
 /// Decodes every source (token ids without BOS/EOS; ids must fit the source vocabulary), all at
 /// once: returns, per source, its hypotheses best first (one for greedy). An empty source
 /// decodes to an empty output.
-pub fn translate(model: &Seq2Seq, sources: &[Vec<i64>], opts: &DecodeOptions) -> Result<Vec<Vec<Hypothesis>>> {
+pub fn translate(
+    model: &Seq2Seq,
+    sources: &[Vec<i64>],
+    opts: &DecodeOptions,
+) -> Result<Vec<Vec<Hypothesis>>> {
     if sources.is_empty() {
         return Ok(Vec::new());
     }
