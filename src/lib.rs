@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod conformance;
 pub mod data;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod optim;
 pub mod seq2seq;
 pub mod tensor;
 pub mod train;
+pub mod transducer;
 
 pub use error::{Error, Result};
 pub use module::{seeded_rng, Module, Param, Rng64};
