@@ -1,16 +1,17 @@
 //! The `recur` command-line tool.
 
-use std::path::PathBuf;
+mod cli;
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use recur::seq2seq::search::DecodeOptions;
 
 #[derive(Parser)]
-#[command(
-    name = "recur",
-    version,
-    about = "PyTorch-exact recurrent seq2seq models: train, decode, evaluate"
-)]
+#[command(name = "recur", version, about = "PyTorch-exact recurrent seq2seq models: train, decode, evaluate")]
 struct Cli {
     /// Threads for the kernels (0 = all cores).
     #[arg(long, global = true, default_value_t = 0)]
@@ -19,8 +20,141 @@ struct Cli {
     command: Command,
 }
 
+/// Decoding options shared by `translate` and `eval`.
+#[derive(Args, Clone)]
+struct Decode {
+    /// Beam size (1 = greedy).
+    #[arg(long, default_value_t = 5)]
+    beam: usize,
+    /// Hypotheses per input (≤ beam).
+    #[arg(long, default_value_t = 1)]
+    nbest: usize,
+    /// GNMT length-penalty alpha (0 = raw log-probability).
+    #[arg(long, default_value_t = 0.0)]
+    alpha: f32,
+    /// Maximum output tokens (the default rule is 3 × source tokens + 5).
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Minimum output tokens.
+    #[arg(long, default_value_t = 0)]
+    min_len: usize,
+}
+
+impl Decode {
+    fn options(&self, attention: bool) -> DecodeOptions {
+        DecodeOptions {
+            beam_size: self.beam.max(1),
+            nbest: self.nbest.clamp(1, self.beam.max(1)),
+            length_penalty: self.alpha,
+            max_len: self.max_len.unwrap_or(500),
+            max_len_ratio: if self.max_len.is_some() { Some(1e6) } else { None },
+            min_len: self.min_len,
+            return_attention: attention,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Task {
+    /// ROT13 over `-ABCDEFGHIJKLMNOPQRSTUVWXYZ`: `plain<TAB>cipher`.
+    Cipher,
+    /// Every word repeated: `words<TAB>doubled words`.
+    Double,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train a small romanized-Hindi → Devanagari model on the bundled data, report its dev
+    /// accuracy and transliterate a few sentences.
+    Quickstart {
+        /// Time budget in seconds.
+        #[arg(long, default_value_t = 180.0)]
+        seconds: f64,
+        /// Output directory (an existing run there is continued).
+        #[arg(long, default_value = "runs/quickstart")]
+        out: PathBuf,
+    },
+    /// Train a model from a TOML run config (see configs/).
+    Train {
+        /// Run config (TOML with [data], [model], [train]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config value: `section.key=value` (repeatable), e.g. `train.lr=0.001`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output directory: best/, last/, log.jsonl, curves.png.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the run in OUT exactly where OUT/last left it.
+        #[arg(long)]
+        resume: bool,
+        /// Stop (after checkpointing) after this many seconds.
+        #[arg(long, default_value_t = 0.0)]
+        time_limit: f64,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Decode lines (stdin or --input) with a trained model: one output line per input line.
+    Translate {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Input file (default: stdin).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        decode: Decode,
+        /// Print each output's score after a tab.
+        #[arg(long)]
+        scores: bool,
+        /// Print alignments (argmax source position per output token) after a tab.
+        #[arg(long)]
+        alignments: bool,
+        /// Sentence mode: transliterate each word of a line, keep spacing and punctuation.
+        #[arg(long)]
+        sentences: bool,
+        /// Lines decoded together.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+    },
+    /// Score a model on a TSV: exact match (any reference), WER, token error rate, top-k.
+    Eval {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Test TSV.
+        #[arg(long)]
+        data: PathBuf,
+        /// Source column (default: as trained).
+        #[arg(long)]
+        src_col: Option<usize>,
+        /// Target column (default: as trained).
+        #[arg(long)]
+        tgt_col: Option<usize>,
+        #[command(flatten)]
+        decode: Decode,
+        /// Also report top-k accuracy from the n-best list.
+        #[arg(long, default_value_t = 1)]
+        topk: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a toy task as TSV.
+    Data {
+        /// Which task.
+        task: Task,
+        /// Number of pairs.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run every PyTorch golden case (*.safetensors) in DIR, forward and backward.
     Conformance {
         /// Directory of fixture files.
@@ -41,13 +175,96 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     recur::gemm::set_num_threads(cli.threads);
-    match cli.command {
-        Command::Conformance { dir } => conformance(&dir),
+    if cli.threads > 0 {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(cli.threads).build_global();
+    }
+    let result = match cli.command {
+        Command::Conformance { dir } => return conformance(&dir),
         Command::Bench { workloads, runs } => bench(workloads, runs),
+        Command::Quickstart { seconds, out } => cli::quickstart::run(Path::new(env!("CARGO_MANIFEST_DIR")), out, seconds),
+        Command::Train { config, set, out, resume, time_limit, quiet } => train(config, set, out, resume, time_limit, quiet),
+        Command::Translate { model, input, decode, scores, alignments, sentences, batch } => {
+            translate(model, input, decode, cli::translate::Format { sentences, scores, alignments, batch: batch.max(1) })
+        }
+        Command::Eval { model, data, src_col, tgt_col, decode, topk, json } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
+        Command::Data { task, n, seed, out } => data(task, n, seed, out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn conformance(dir: &std::path::Path) -> ExitCode {
+fn train(config: Option<PathBuf>, set: Vec<String>, out: PathBuf, resume: bool, time_limit: f64, quiet: bool) -> Result<()> {
+    let cfg = cli::train::load_config(config.as_deref(), &set)?;
+    let args = cli::train::TrainArgs { out: out.clone(), resume, time_limit, progress: !quiet };
+    let s = cli::train::run(cfg, &args)?;
+    println!(
+        "{} steps in {:.1} s; best dev exact match {:.2}%; model: {}",
+        s.steps,
+        s.seconds,
+        s.best_accuracy * 100.0,
+        out.join("best").display()
+    );
+    Ok(())
+}
+
+fn translate(model: PathBuf, input: Option<PathBuf>, decode: Decode, fmt: cli::translate::Format) -> Result<()> {
+    let t = recur::transducer::Transducer::load(&model)?;
+    let opts = decode.options(fmt.alignments);
+    let stdout = std::io::stdout().lock();
+    match input {
+        Some(p) => {
+            let f = std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
+            cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt)
+        }
+        None => cli::translate::run(&t, std::io::stdin().lock(), stdout, &opts, &fmt),
+    }
+}
+
+fn eval(model: PathBuf, data: PathBuf, cols: Option<(usize, usize)>, decode: Decode, topk: usize, json: bool) -> Result<()> {
+    let mut opts = decode.options(false);
+    if topk > opts.beam_size {
+        opts.beam_size = topk;
+    }
+    let r = cli::eval::run(&model, &data, cols, &opts, topk.max(1))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("words            {}", r.words);
+        println!("exact match      {:.2}%  ({} correct)", r.accuracy * 100.0, r.correct);
+        println!("WER              {:.2}%", r.wer * 100.0);
+        println!("token error rate {:.2}%  ({} edits / {} reference tokens)", r.ter * 100.0, r.token_edits, r.ref_tokens);
+        for (k, acc) in r.top_k.iter().enumerate().skip(1) {
+            println!("top-{} accuracy   {:.2}%", k + 1, acc * 100.0);
+        }
+        if r.missing > 0 {
+            eprintln!("warning: {} sources had no hypothesis", r.missing);
+        }
+    }
+    Ok(())
+}
+
+fn data(task: Task, n: usize, seed: u64, out: Option<PathBuf>) -> Result<()> {
+    use recur::data::tasks::{cipher_pairs, double_pairs, write_tsv};
+    let pairs = match task {
+        Task::Cipher => cipher_pairs(n, seed, &Default::default())?,
+        Task::Double => double_pairs(n, seed, &Default::default())?,
+    };
+    match out {
+        Some(p) => {
+            let f = std::fs::File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?;
+            write_tsv(f, &pairs)?;
+        }
+        None => write_tsv(std::io::stdout().lock(), &pairs)?,
+    }
+    Ok(())
+}
+
+fn conformance(dir: &Path) -> ExitCode {
     let reports = match recur::conformance::run_dir(dir) {
         Ok(r) => r,
         Err(e) => {
@@ -56,13 +273,14 @@ fn conformance(dir: &std::path::Path) -> ExitCode {
         }
     };
     let mut failed = 0;
+    let mut out = std::io::stdout().lock();
     for r in &reports {
-        println!("{}", r.line());
+        let _ = writeln!(out, "{}", r.line());
         if !r.ok() {
             failed += 1;
         }
     }
-    println!("{} passed, {} failed", reports.len() - failed, failed);
+    let _ = writeln!(out, "{} passed, {} failed", reports.len() - failed, failed);
     if failed == 0 && !reports.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -70,21 +288,13 @@ fn conformance(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn bench(mut workloads: Vec<String>, runs: usize) -> ExitCode {
+fn bench(mut workloads: Vec<String>, runs: usize) -> Result<()> {
     if workloads.is_empty() {
-        workloads = recur::bench::WORKLOADS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        workloads = recur::bench::WORKLOADS.iter().map(|s| s.to_string()).collect();
     }
     for w in &workloads {
-        match recur::bench::run(w, runs) {
-            Ok(r) => println!("{}", serde_json::to_string(&r).expect("serializable")),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
+        let r = recur::bench::run(w, runs)?;
+        println!("{}", serde_json::to_string(&r)?);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
