@@ -16,6 +16,7 @@ pub mod error;
 pub mod fixture;
 pub mod gemm;
 pub mod kernels;
+pub mod metrics_log;
 pub mod module;
 pub mod nn;
 pub mod tensor;
