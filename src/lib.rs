@@ -19,6 +19,7 @@ pub mod kernels;
 pub mod metrics_log;
 pub mod module;
 pub mod nn;
+pub mod plot;
 pub mod tensor;
 
 pub use error::{Error, Result};
