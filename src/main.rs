@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use recur::seq2seq::search::DecodeOptions;
 
 #[derive(Parser)]
-#[command(name = "recur", version, about = "PyTorch-exact recurrent seq2seq models: train, decode, evaluate")]
+#[command(
+    name = "recur",
+    version,
+    about = "PyTorch-exact recurrent seq2seq models: train, decode, evaluate"
+)]
 struct Cli {
     /// Threads for the kernels (0 = all cores).
     #[arg(long, global = true, default_value_t = 0)]
@@ -47,7 +51,11 @@ impl Decode {
             nbest: self.nbest.clamp(1, self.beam.max(1)),
             length_penalty: self.alpha,
             max_len: self.max_len.unwrap_or(500),
-            max_len_ratio: if self.max_len.is_some() { Some(1e6) } else { None },
+            max_len_ratio: if self.max_len.is_some() {
+                Some(1e6)
+            } else {
+                None
+            },
             min_len: self.min_len,
             return_attention: attention,
         }
@@ -176,17 +184,52 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     recur::gemm::set_num_threads(cli.threads);
     if cli.threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(cli.threads).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cli.threads)
+            .build_global();
     }
     let result = match cli.command {
         Command::Conformance { dir } => return conformance(&dir),
         Command::Bench { workloads, runs } => bench(workloads, runs),
-        Command::Quickstart { seconds, out } => cli::quickstart::run(Path::new(env!("CARGO_MANIFEST_DIR")), out, seconds),
-        Command::Train { config, set, out, resume, time_limit, quiet } => train(config, set, out, resume, time_limit, quiet),
-        Command::Translate { model, input, decode, scores, alignments, sentences, batch } => {
-            translate(model, input, decode, cli::translate::Format { sentences, scores, alignments, batch: batch.max(1) })
+        Command::Quickstart { seconds, out } => {
+            cli::quickstart::run(Path::new(env!("CARGO_MANIFEST_DIR")), out, seconds)
         }
-        Command::Eval { model, data, src_col, tgt_col, decode, topk, json } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
+        Command::Train {
+            config,
+            set,
+            out,
+            resume,
+            time_limit,
+            quiet,
+        } => train(config, set, out, resume, time_limit, quiet),
+        Command::Translate {
+            model,
+            input,
+            decode,
+            scores,
+            alignments,
+            sentences,
+            batch,
+        } => translate(
+            model,
+            input,
+            decode,
+            cli::translate::Format {
+                sentences,
+                scores,
+                alignments,
+                batch: batch.max(1),
+            },
+        ),
+        Command::Eval {
+            model,
+            data,
+            src_col,
+            tgt_col,
+            decode,
+            topk,
+            json,
+        } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
         Command::Data { task, n, seed, out } => data(task, n, seed, out),
     };
     match result {
@@ -198,9 +241,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn train(config: Option<PathBuf>, set: Vec<String>, out: PathBuf, resume: bool, time_limit: f64, quiet: bool) -> Result<()> {
+fn train(
+    config: Option<PathBuf>,
+    set: Vec<String>,
+    out: PathBuf,
+    resume: bool,
+    time_limit: f64,
+    quiet: bool,
+) -> Result<()> {
     let cfg = cli::train::load_config(config.as_deref(), &set)?;
-    let args = cli::train::TrainArgs { out: out.clone(), resume, time_limit, progress: !quiet };
+    let args = cli::train::TrainArgs {
+        out: out.clone(),
+        resume,
+        time_limit,
+        progress: !quiet,
+    };
     let s = cli::train::run(cfg, &args)?;
     println!(
         "{} steps in {:.1} s; best dev exact match {:.2}%; model: {}",
@@ -212,20 +267,33 @@ fn train(config: Option<PathBuf>, set: Vec<String>, out: PathBuf, resume: bool, 
     Ok(())
 }
 
-fn translate(model: PathBuf, input: Option<PathBuf>, decode: Decode, fmt: cli::translate::Format) -> Result<()> {
+fn translate(
+    model: PathBuf,
+    input: Option<PathBuf>,
+    decode: Decode,
+    fmt: cli::translate::Format,
+) -> Result<()> {
     let t = recur::transducer::Transducer::load(&model)?;
     let opts = decode.options(fmt.alignments);
     let stdout = std::io::stdout().lock();
     match input {
         Some(p) => {
-            let f = std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
+            let f =
+                std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
             cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt)
         }
         None => cli::translate::run(&t, std::io::stdin().lock(), stdout, &opts, &fmt),
     }
 }
 
-fn eval(model: PathBuf, data: PathBuf, cols: Option<(usize, usize)>, decode: Decode, topk: usize, json: bool) -> Result<()> {
+fn eval(
+    model: PathBuf,
+    data: PathBuf,
+    cols: Option<(usize, usize)>,
+    decode: Decode,
+    topk: usize,
+    json: bool,
+) -> Result<()> {
     let mut opts = decode.options(false);
     if topk > opts.beam_size {
         opts.beam_size = topk;
@@ -235,9 +303,18 @@ fn eval(model: PathBuf, data: PathBuf, cols: Option<(usize, usize)>, decode: Dec
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("words            {}", r.words);
-        println!("exact match      {:.2}%  ({} correct)", r.accuracy * 100.0, r.correct);
+        println!(
+            "exact match      {:.2}%  ({} correct)",
+            r.accuracy * 100.0,
+            r.correct
+        );
         println!("WER              {:.2}%", r.wer * 100.0);
-        println!("token error rate {:.2}%  ({} edits / {} reference tokens)", r.ter * 100.0, r.token_edits, r.ref_tokens);
+        println!(
+            "token error rate {:.2}%  ({} edits / {} reference tokens)",
+            r.ter * 100.0,
+            r.token_edits,
+            r.ref_tokens
+        );
         for (k, acc) in r.top_k.iter().enumerate().skip(1) {
             println!("top-{} accuracy   {:.2}%", k + 1, acc * 100.0);
         }
@@ -256,7 +333,8 @@ fn data(task: Task, n: usize, seed: u64, out: Option<PathBuf>) -> Result<()> {
     };
     match out {
         Some(p) => {
-            let f = std::fs::File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?;
+            let f = std::fs::File::create(&p)
+                .with_context(|| format!("{}: cannot create", p.display()))?;
             write_tsv(f, &pairs)?;
         }
         None => write_tsv(std::io::stdout().lock(), &pairs)?,
@@ -290,7 +368,10 @@ fn conformance(dir: &Path) -> ExitCode {
 
 fn bench(mut workloads: Vec<String>, runs: usize) -> Result<()> {
     if workloads.is_empty() {
-        workloads = recur::bench::WORKLOADS.iter().map(|s| s.to_string()).collect();
+        workloads = recur::bench::WORKLOADS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     for w in &workloads {
         let r = recur::bench::run(w, runs)?;

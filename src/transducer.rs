@@ -119,14 +119,23 @@ impl Transducer {
         config.model.src_vocab = src_vocab.len();
         config.model.tgt_vocab = tgt_vocab.len();
         let model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(config.train.seed))?;
-        Ok(Transducer { model, src_vocab, tgt_vocab, config })
+        Ok(Transducer {
+            model,
+            src_vocab,
+            tgt_vocab,
+            config,
+        })
     }
 
     /// Loads a model directory, checking every tensor's name and shape.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(Error::Parse { path: dir.to_path_buf(), line: None, msg: "not a model directory (no such directory)".into() });
+            return Err(Error::Parse {
+                path: dir.to_path_buf(),
+                line: None,
+                msg: "not a model directory (no such directory)".into(),
+            });
         }
         let config: RunConfig = Checkpoint::load_config(dir)?;
         let src_vocab = Checkpoint::load_vocab(dir, "src")?;
@@ -146,24 +155,43 @@ impl Transducer {
         }
         let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
         Checkpoint::load_model(dir, &mut model)?;
-        Ok(Transducer { model, src_vocab, tgt_vocab, config })
+        Ok(Transducer {
+            model,
+            src_vocab,
+            tgt_vocab,
+            config,
+        })
     }
 
     /// Saves atomically to `dir` (with the training state, for resuming, when given).
     pub fn save(&self, dir: impl AsRef<Path>, state: Option<&TrainingState>) -> Result<()> {
-        Checkpoint::save(dir, &self.model, &self.config, &[("src", &self.src_vocab), ("tgt", &self.tgt_vocab)], state)
+        Checkpoint::save(
+            dir,
+            &self.model,
+            &self.config,
+            &[("src", &self.src_vocab), ("tgt", &self.tgt_vocab)],
+            state,
+        )
     }
 
     /// Source text → ids (lowercased when configured; unknown symbols → UNK).
     pub fn encode_source(&self, text: &str) -> Vec<i64> {
-        let text = if self.config.data.lowercase_src { text.to_lowercase() } else { text.to_string() };
-        self.src_vocab.encode(&self.config.data.src_tokens.tokenize(&text))
+        let text = if self.config.data.lowercase_src {
+            text.to_lowercase()
+        } else {
+            text.to_string()
+        };
+        self.src_vocab
+            .encode(&self.config.data.src_tokens.tokenize(&text))
     }
 
     /// Target ids → text.
     pub fn decode_target(&self, ids: &[u32]) -> String {
         let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-        self.config.data.tgt_tokens.detokenize(&self.tgt_vocab.decode(&ids))
+        self.config
+            .data
+            .tgt_tokens
+            .detokenize(&self.tgt_vocab.decode(&ids))
     }
 
     /// Decodes every input (all at once, batched); per input, its outputs best first. When
@@ -177,22 +205,50 @@ impl Transducer {
             opts.max_len_ratio = Some(3.0);
         }
         let hyps = translate(&self.model, &srcs, &opts)?;
-        Ok(hyps.into_iter().map(|hs| hs.into_iter().map(|h| self.output(h)).collect()).collect())
+        Ok(hyps
+            .into_iter()
+            .map(|hs| hs.into_iter().map(|h| self.output(h)).collect())
+            .collect())
     }
 
     fn output(&self, h: Hypothesis) -> Output {
-        Output { text: self.decode_target(&h.tokens), log_prob: h.log_prob, score: h.score, truncated: h.truncated, attention: h.attention }
+        Output {
+            text: self.decode_target(&h.tokens),
+            log_prob: h.log_prob,
+            score: h.score,
+            truncated: h.truncated,
+            attention: h.attention,
+        }
     }
 
     /// Sentence mode: transliterates every run of letters and digits of each line and keeps
     /// everything else (spaces, punctuation) as it is.
     pub fn translate_sentences(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<String>> {
         let split: Vec<Vec<(bool, String)>> = lines.iter().map(|l| split_words(l)).collect();
-        let words: Vec<&str> = split.iter().flatten().filter(|(w, _)| *w).map(|(_, s)| s.as_str()).collect();
-        let mut outs = self.translate(&words, opts)?.into_iter().map(|mut o| o.swap_remove(0).text);
+        let words: Vec<&str> = split
+            .iter()
+            .flatten()
+            .filter(|(w, _)| *w)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let mut outs = self
+            .translate(&words, opts)?
+            .into_iter()
+            .map(|mut o| o.swap_remove(0).text);
         Ok(split
             .iter()
-            .map(|parts| parts.iter().map(|(is_word, s)| if *is_word { outs.next().unwrap_or_default() } else { s.clone() }).collect())
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|(is_word, s)| {
+                        if *is_word {
+                            outs.next().unwrap_or_default()
+                        } else {
+                            s.clone()
+                        }
+                    })
+                    .collect()
+            })
             .collect())
     }
 }

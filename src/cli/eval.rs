@@ -9,13 +9,25 @@ use recur::seq2seq::search::DecodeOptions;
 use recur::transducer::Transducer;
 
 /// Scores `model` on `data` (columns as the model was trained with unless given).
-pub fn run(model: &Path, data: &Path, cols: Option<(usize, usize)>, opts: &DecodeOptions, topk: usize) -> Result<EvalReport> {
+pub fn run(
+    model: &Path,
+    data: &Path,
+    cols: Option<(usize, usize)>,
+    opts: &DecodeOptions,
+    topk: usize,
+) -> Result<EvalReport> {
     let t = Transducer::load(model)?;
     let (src_col, tgt_col) = cols.unwrap_or((t.config.data.src_col, t.config.data.tgt_col));
     let mut tsv = TsvOptions::new(src_col, tgt_col);
     tsv.skip_bad_lines = t.config.data.skip_bad_lines;
     let pairs = read_parallel_tsv(data, &tsv)?.pairs;
-    let lower = |s: &str| if t.config.data.lowercase_src { s.to_lowercase() } else { s.to_string() };
+    let lower = |s: &str| {
+        if t.config.data.lowercase_src {
+            s.to_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
     let refs = References::from_pairs(pairs.iter().map(|p| (lower(&p.src), p.tgt.clone())));
     let sources: Vec<String> = refs.sources().map(|s| s.to_string()).collect();
     let mut opts = opts.clone();

@@ -33,13 +33,26 @@ pub fn config(root: &Path) -> RunConfig {
 }
 
 /// Romanized sentences to show.
-const SENTENCES: [&str; 4] = ["main ghar ja raha hoon", "aap kaise hain?", "yeh kitaab bahut achchhi hai", "kal hum dilli jayenge"];
+const SENTENCES: [&str; 4] = [
+    "main ghar ja raha hoon",
+    "aap kaise hain?",
+    "yeh kitaab bahut achchhi hai",
+    "kal hum dilli jayenge",
+];
 
 /// Runs the quickstart.
 pub fn run(root: &Path, out: PathBuf, seconds: f64) -> Result<()> {
     let cfg = config(root);
-    println!("training romanized Hindi → Devanagari on {} for up to {seconds:.0} s (2 cores)...", cfg.data.train.display());
-    let args = TrainArgs { out: out.clone(), resume: out.join("last").exists(), time_limit: seconds, progress: true };
+    println!(
+        "training romanized Hindi → Devanagari on {} for up to {seconds:.0} s (2 cores)...",
+        cfg.data.train.display()
+    );
+    let args = TrainArgs {
+        out: out.clone(),
+        resume: out.join("last").exists(),
+        time_limit: seconds,
+        progress: true,
+    };
     let summary = train::run(cfg, &args)?;
     println!(
         "trained {} steps in {:.0} s; best dev exact match on the first 1000 dev words: {:.1}%",
@@ -48,8 +61,14 @@ pub fn run(root: &Path, out: PathBuf, seconds: f64) -> Result<()> {
         summary.best_accuracy * 100.0
     );
     let t = Transducer::load(out.join("best"))?;
-    let opts = DecodeOptions { beam_size: 4, ..Default::default() };
-    for (src, dst) in SENTENCES.iter().zip(t.translate_sentences(&SENTENCES, &opts)?) {
+    let opts = DecodeOptions {
+        beam_size: 4,
+        ..Default::default()
+    };
+    for (src, dst) in SENTENCES
+        .iter()
+        .zip(t.translate_sentences(&SENTENCES, &opts)?)
+    {
         println!("  {src}  →  {dst}");
     }
     println!("model saved in {}; try: echo 'main ghar ja raha hoon' | recur translate --model {} --sentences", out.join("best").display(), out.join("best").display());

@@ -18,25 +18,32 @@ use recur::transducer::{RunConfig, Transducer};
 pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
     let mut value: toml::Value = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
             toml::from_str(&text).with_context(|| format!("{}: not valid TOML", p.display()))?
         }
         None => toml::Value::Table(Default::default()),
     };
     for o in overrides {
-        let (key, raw) = o.split_once('=').with_context(|| format!("--set {o}: expected section.key=value"))?;
+        let (key, raw) = o
+            .split_once('=')
+            .with_context(|| format!("--set {o}: expected section.key=value"))?;
         let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .map(|mut t| t.remove("v").expect("parsed"))
             .unwrap_or_else(|_| toml::Value::String(raw.to_string()));
         let mut cur = &mut value;
         let parts: Vec<&str> = key.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
-            let table = cur.as_table_mut().with_context(|| format!("--set {o}: {part} is not a section"))?;
+            let table = cur
+                .as_table_mut()
+                .with_context(|| format!("--set {o}: {part} is not a section"))?;
             if i + 1 == parts.len() {
                 table.insert(part.to_string(), parsed.clone());
                 break;
             }
-            cur = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+            cur = table
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
         }
     }
     let cfg: RunConfig = value.try_into().context("invalid run config")?;
@@ -48,7 +55,13 @@ fn read_pairs(path: &Path, cfg: &RunConfig) -> Result<Vec<Pair>> {
     opts.skip_bad_lines = cfg.data.skip_bad_lines;
     let report = read_parallel_tsv(path, &opts)?;
     if !report.skipped.is_empty() {
-        eprintln!("{}: skipped {} bad lines (first: line {}: {})", path.display(), report.skipped.len(), report.skipped[0].line, report.skipped[0].reason);
+        eprintln!(
+            "{}: skipped {} bad lines (first: line {}: {})",
+            path.display(),
+            report.skipped.len(),
+            report.skipped[0].line,
+            report.skipped[0].reason
+        );
     }
     let mut pairs = report.pairs;
     if cfg.data.lowercase_src {
@@ -68,16 +81,26 @@ struct Prepared {
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     let train_pairs = read_pairs(&cfg.data.train, &cfg)?;
     let (src_vocab, tgt_vocab, cfg) = if resume {
-        let last = Transducer::load(out.join("last")).context("--resume: no loadable OUT/last checkpoint")?;
+        let last = Transducer::load(out.join("last"))
+            .context("--resume: no loadable OUT/last checkpoint")?;
         (last.src_vocab, last.tgt_vocab, last.config)
     } else {
         let (st, tt) = (cfg.data.src_tokens, cfg.data.tgt_tokens);
-        let sv = Vocab::from_sequences(train_pairs.iter().map(|p| st.tokenize(&p.src)), cfg.data.min_freq);
-        let tv = Vocab::from_sequences(train_pairs.iter().map(|p| tt.tokenize(&p.tgt)), cfg.data.min_freq);
+        let sv = Vocab::from_sequences(
+            train_pairs.iter().map(|p| st.tokenize(&p.src)),
+            cfg.data.min_freq,
+        );
+        let tv = Vocab::from_sequences(
+            train_pairs.iter().map(|p| tt.tokenize(&p.tgt)),
+            cfg.data.min_freq,
+        );
         (sv, tv, cfg)
     };
     let toks = (cfg.data.src_tokens, cfg.data.tgt_tokens);
-    let enc_opts = EncodeOptions { max_src_len: Some(cfg.data.max_src_len), max_tgt_len: Some(cfg.data.max_tgt_len) };
+    let enc_opts = EncodeOptions {
+        max_src_len: Some(cfg.data.max_src_len),
+        max_tgt_len: Some(cfg.data.max_tgt_len),
+    };
     let encoded = encode_pairs(&train_pairs, toks, (&src_vocab, &tgt_vocab), &enc_opts);
     if encoded.dropped() > 0 {
         eprintln!(
@@ -98,15 +121,22 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;
     if resume {
         Checkpoint::load_model(out.join("last"), &mut trainer.model)?;
-        let state = Checkpoint::load_state(out.join("last"))?.context("OUT/last has no training state")?;
+        let state =
+            Checkpoint::load_state(out.join("last"))?.context("OUT/last has no training state")?;
         trainer.optimizer.load_state_dict(&state.tensors)?;
-        trainer.progress = serde_json::from_value(state.meta["progress"].clone()).context("training_state.json: bad progress")?;
+        trainer.progress = serde_json::from_value(state.meta["progress"].clone())
+            .context("training_state.json: bad progress")?;
         if let Some(lr) = state.meta["lr"].as_f64() {
             trainer.optimizer.set_lr(lr as f32);
         }
     }
     transducer.model = trainer.model.clone();
-    Ok(Prepared { trainer, transducer, train: encoded.examples, dev })
+    Ok(Prepared {
+        trainer,
+        transducer,
+        train: encoded.examples,
+        dev,
+    })
 }
 
 fn training_state(trainer: &Trainer) -> TrainingState {
@@ -141,17 +171,42 @@ pub struct TrainSummary {
 /// Runs training; returns the summary.
 pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     if !args.resume && args.out.join("last").exists() {
-        bail!("{}: already holds a run (use --resume to continue it, or another --out)", args.out.display());
+        bail!(
+            "{}: already holds a run (use --resume to continue it, or another --out)",
+            args.out.display()
+        );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
-    let Prepared { mut trainer, mut transducer, train, dev } = prepare(cfg, &args.out, args.resume)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let Prepared {
+        mut trainer,
+        mut transducer,
+        train,
+        dev,
+    } = prepare(cfg, &args.out, args.resume)?;
     let log_path = args.out.join("log.jsonl");
-    let log = if args.resume { MetricsLog::append(&log_path)? } else { MetricsLog::create(&log_path)? };
+    let log = if args.resume {
+        MetricsLog::append(&log_path)?
+    } else {
+        MetricsLog::create(&log_path)?
+    };
     let batches_per_epoch = trainer.epoch_batches(&train, 1)?.len().max(1);
-    let total = if trainer.config.max_steps > 0 { trainer.config.max_steps } else { batches_per_epoch * trainer.config.epochs };
-    let bar = if args.progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    let total = if trainer.config.max_steps > 0 {
+        trainer.config.max_steps
+    } else {
+        batches_per_epoch * trainer.config.epochs
+    };
+    let bar = if args.progress {
+        ProgressBar::new(total as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} ETA {eta} {msg}").expect("template").progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] step {pos}/{len} ETA {eta} {msg}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     bar.set_position(trainer.progress.step as u64);
     let start = Instant::now();
@@ -161,7 +216,13 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     let result = trainer.fit(&train, &dev, |tr, ev| {
         log.log(ev)?;
         match ev {
-            Event::Step { step, epoch, train_loss, tokens, .. } => {
+            Event::Step {
+                step,
+                epoch,
+                train_loss,
+                tokens,
+                ..
+            } => {
                 tokens_since += tokens;
                 last_loss = *train_loss;
                 let tps = tokens_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
@@ -169,9 +230,14 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
                     (tokens_since, t_since) = (0, Instant::now());
                 }
                 bar.set_position(*step as u64);
-                bar.set_message(format!("epoch {epoch} loss {last_loss:.3} dev {:.1}% {tps:.0} tok/s", last_acc * 100.0));
+                bar.set_message(format!(
+                    "epoch {epoch} loss {last_loss:.3} dev {:.1}% {tps:.0} tok/s",
+                    last_acc * 100.0
+                ));
             }
-            Event::Eval { dev_accuracy, best, .. } => {
+            Event::Eval {
+                dev_accuracy, best, ..
+            } => {
                 last_acc = *dev_accuracy;
                 transducer.model = tr.model.clone();
                 if *best {
@@ -185,7 +251,10 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     bar.finish_and_clear();
     // Whatever happened, the last good state is on disk; a failure is reported with its step.
     if let Err(e) = result {
-        return Err(anyhow::Error::new(e).context(format!("training stopped at step {}; OUT/last holds the last good checkpoint", trainer.progress.step)));
+        return Err(anyhow::Error::new(e).context(format!(
+            "training stopped at step {}; OUT/last holds the last good checkpoint",
+            trainer.progress.step
+        )));
     }
     transducer.model = trainer.model.clone();
     transducer.save(out.join("last"), Some(&training_state(&trainer)))?;
@@ -195,5 +264,9 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     let records = recur::metrics_log::read_records(&log_path)?;
     recur::plot::plot_curves(&records, &out.join("curves.png"))?;
     let p: &Progress = &trainer.progress;
-    Ok(TrainSummary { best_accuracy: p.best_accuracy, steps: p.step, seconds: start.elapsed().as_secs_f64() })
+    Ok(TrainSummary {
+        best_accuracy: p.best_accuracy,
+        steps: p.step,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

@@ -19,7 +19,13 @@ pub struct Format {
 }
 
 /// Reads `input` line by line and writes the outputs to `out`.
-pub fn run(t: &Transducer, input: impl BufRead, mut out: impl Write, opts: &DecodeOptions, fmt: &Format) -> Result<()> {
+pub fn run(
+    t: &Transducer,
+    input: impl BufRead,
+    mut out: impl Write,
+    opts: &DecodeOptions,
+    fmt: &Format,
+) -> Result<()> {
     let mut lines = Vec::with_capacity(fmt.batch);
     let mut n = 0usize;
     for line in input.lines() {
@@ -35,7 +41,13 @@ pub fn run(t: &Transducer, input: impl BufRead, mut out: impl Write, opts: &Deco
     Ok(())
 }
 
-fn emit(t: &Transducer, lines: &[String], out: &mut impl Write, opts: &DecodeOptions, fmt: &Format) -> Result<()> {
+fn emit(
+    t: &Transducer,
+    lines: &[String],
+    out: &mut impl Write,
+    opts: &DecodeOptions,
+    fmt: &Format,
+) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -57,12 +69,21 @@ fn emit(t: &Transducer, lines: &[String], out: &mut impl Write, opts: &DecodeOpt
                 let al: Vec<String> = o
                     .attention
                     .iter()
-                    .map(|row| row.iter().enumerate().fold((0, f32::MIN), |b, (j, &a)| if a > b.1 { (j, a) } else { b }).0.to_string())
+                    .map(|row| {
+                        row.iter()
+                            .enumerate()
+                            .fold((0, f32::MIN), |b, (j, &a)| if a > b.1 { (j, a) } else { b })
+                            .0
+                            .to_string()
+                    })
                     .collect();
                 line.push_str(&format!("\t{}", al.join(" ")));
             }
             if o.truncated {
-                eprintln!("warning: output truncated at the maximum length: {}", o.text);
+                eprintln!(
+                    "warning: output truncated at the maximum length: {}",
+                    o.text
+                );
             }
             writeln!(out, "{line}")?;
         }
