@@ -44,3 +44,148 @@ fn conformance_prints_a_line_per_case_and_a_summary() {
     assert!(text.trim_end().ends_with("3 passed, 1 failed"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Trains a tiny cipher model, stops it early and resumes it: the resumed run ends with the
+/// very same parameters as an uninterrupted one. Then evaluates and translates with it.
+#[test]
+fn train_stop_resume_eval_translate_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("recur-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name);
+    run_ok(
+        recur()
+            .args(["data", "cipher", "--n", "300", "--seed", "1", "--out"])
+            .arg(p("train.tsv")),
+    );
+    run_ok(
+        recur()
+            .args(["data", "cipher", "--n", "40", "--seed", "2", "--out"])
+            .arg(p("dev.tsv")),
+    );
+    let config = format!(
+        "[data]\ntrain = {:?}\ndev = {:?}\nsrc_col = 1\ntgt_col = 0\n\n[model]\ncell = \"gru\"\nemb_dim = 8\nhidden_size = 16\nattn_dim = 8\n\n[train]\nepochs = 3\nmax_tokens = 300\neval_every = 4\nlr = 0.01\n",
+        p("train.tsv"),
+        p("dev.tsv")
+    );
+    std::fs::write(p("run.toml"), config).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut c = recur();
+        c.args(["--threads", "1", "train", "--quiet", "--config"])
+            .arg(p("run.toml"))
+            .arg("--out")
+            .arg(p(out))
+            .args(extra);
+        run_ok(&mut c)
+    };
+    train("whole", &[]);
+    train("split", &["--set", "train.max_steps=7"]);
+    let stopped = std::fs::read(p("split/last/model.safetensors")).unwrap();
+    assert!(
+        stopped != std::fs::read(p("whole/last/model.safetensors")).unwrap(),
+        "the first half stopped early"
+    );
+    train("split", &["--resume"]);
+    let same = std::fs::read(p("split/last/model.safetensors")).unwrap()
+        == std::fs::read(p("whole/last/model.safetensors")).unwrap();
+    assert!(
+        same,
+        "a resumed run ends exactly where the uninterrupted one does"
+    );
+    for f in [
+        "best/model.safetensors",
+        "best/config.json",
+        "best/src_vocab.json",
+        "log.jsonl",
+        "curves.png",
+    ] {
+        assert!(p("whole").join(f).exists(), "{f}");
+    }
+
+    // A second run into the same directory is refused rather than overwriting it.
+    let out = recur()
+        .args(["train", "--quiet", "--config"])
+        .arg(p("run.toml"))
+        .arg("--out")
+        .arg(p("whole"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let report = run_ok(
+        recur()
+            .args(["eval", "--json", "--beam", "2", "--topk", "2", "--model"])
+            .arg(p("whole/best"))
+            .arg("--data")
+            .arg(p("dev.tsv")),
+    );
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["words"], 40);
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.0 && v["ter"].as_f64().unwrap() >= 0.0);
+
+    let mut child = recur()
+        .args(["translate", "--beam", "3", "--model"])
+        .arg(p("whole/best"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("FUVEMVEMNMERPDRF\n\nABC\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "one output line per input line, the empty one included: {text:?}"
+    );
+    assert_eq!(
+        text.lines().nth(1),
+        Some(""),
+        "an empty source decodes to an empty output"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_is_an_error_naming_the_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("recur-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.tsv"), "ab\tcd\nno-tab-here\n").unwrap();
+    let out = recur()
+        .args(["train", "--quiet", "--set"])
+        .arg(format!("data.train={:?}", dir.join("bad.tsv")))
+        .arg("--out")
+        .arg(dir.join("o"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.tsv") && err.contains(":2"), "{err}");
+    let out = recur()
+        .args(["translate", "--model"])
+        .arg(dir.join("missing-model"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing-model"));
+    std::fs::remove_dir_all(&dir).ok();
+}

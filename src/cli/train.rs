@@ -81,9 +81,23 @@ struct Prepared {
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     let train_pairs = read_pairs(&cfg.data.train, &cfg)?;
     let (src_vocab, tgt_vocab, cfg) = if resume {
+        // The model and data must be the run's own; training options may change (more epochs).
         let last = Transducer::load(out.join("last"))
             .context("--resume: no loadable OUT/last checkpoint")?;
-        (last.src_vocab, last.tgt_vocab, last.config)
+        let mut model = cfg.model.clone();
+        (model.src_vocab, model.tgt_vocab) =
+            (last.config.model.src_vocab, last.config.model.tgt_vocab);
+        if model != last.config.model || cfg.data != last.config.data {
+            bail!(
+                "--resume: the [model] and [data] sections differ from the run in {}",
+                out.display()
+            );
+        }
+        let cfg = RunConfig {
+            train: cfg.train,
+            ..last.config
+        };
+        (last.src_vocab, last.tgt_vocab, cfg)
     } else {
         let (st, tt) = (cfg.data.src_tokens, cfg.data.tgt_tokens);
         let sv = Vocab::from_sequences(
@@ -256,7 +270,32 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
             trainer.progress.step
         )));
     }
+    // The final parameters are evaluated too (the run may have stopped between evaluations),
+    // read-only: the training state must stay what an uninterrupted run would have.
     transducer.model = trainer.model.clone();
+    let mut final_accuracy = trainer.progress.best_accuracy;
+    let evaluated_last = matches!(log_last_event(&log_path)?.as_deref(), Some("eval"));
+    if !dev.is_empty() && !evaluated_last {
+        let dev_part = if trainer.config.dev_limit > 0 {
+            &dev[..dev.len().min(trainer.config.dev_limit)]
+        } else {
+            &dev[..]
+        };
+        let acc =
+            recur::train::exact_match(&trainer.model, dev_part, trainer.config.dev_max_len_ratio)?;
+        let best = acc > trainer.progress.best_accuracy;
+        log.log(&Event::Eval {
+            step: trainer.progress.step,
+            epoch: trainer.progress.epoch,
+            dev_accuracy: acc,
+            best,
+            lr: trainer.optimizer.lr(),
+        })?;
+        if best {
+            transducer.save(out.join("best"), None)?;
+            final_accuracy = acc;
+        }
+    }
     transducer.save(out.join("last"), Some(&training_state(&trainer)))?;
     if dev.is_empty() || !out.join("best").exists() {
         transducer.save(out.join("best"), None)?;
@@ -265,8 +304,16 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     recur::plot::plot_curves(&records, &out.join("curves.png"))?;
     let p: &Progress = &trainer.progress;
     Ok(TrainSummary {
-        best_accuracy: p.best_accuracy,
+        best_accuracy: final_accuracy.max(p.best_accuracy),
         steps: p.step,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The `event` field of the log's last record.
+fn log_last_event(path: &Path) -> Result<Option<String>> {
+    let records = recur::metrics_log::read_records(path)?;
+    Ok(records
+        .last()
+        .and_then(|r| r["event"].as_str().map(str::to_string)))
 }
