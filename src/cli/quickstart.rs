@@ -4,32 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use recur::data::Tokenizer;
 use recur::seq2seq::search::DecodeOptions;
 use recur::transducer::{RunConfig, Transducer};
 
 use super::train::{self, TrainArgs};
 
-/// The quickstart's run config (also written as `configs/quickstart.toml`).
-pub fn config(root: &Path) -> RunConfig {
-    let mut cfg = RunConfig::default();
-    let lex = root.join("data/dakshina_hi/lexicons");
-    cfg.data.train = lex.join("hi.translit.sampled.train.tsv");
-    cfg.data.dev = Some(lex.join("hi.translit.sampled.dev.tsv"));
-    (cfg.data.src_col, cfg.data.tgt_col) = (1, 0);
-    (cfg.data.src_tokens, cfg.data.tgt_tokens) = (Tokenizer::Chars, Tokenizer::Chars);
-    cfg.data.lowercase_src = true;
-    cfg.data.max_src_len = 30;
-    cfg.data.max_tgt_len = 30;
-    cfg.model.emb_dim = 32;
-    cfg.model.hidden_size = 96;
-    cfg.model.attn_dim = 64;
-    cfg.train.lr = 3e-3;
-    cfg.train.max_tokens = 3000;
-    cfg.train.epochs = 30;
-    cfg.train.eval_every = 150;
-    cfg.train.dev_limit = 1000;
-    cfg
+/// The quickstart's run config: `configs/quickstart.toml`, with data paths under `root`.
+pub fn config(root: &Path) -> Result<RunConfig> {
+    let mut cfg: RunConfig = toml::from_str(include_str!("../../configs/quickstart.toml"))?;
+    cfg.data.train = root.join(&cfg.data.train);
+    cfg.data.dev = cfg.data.dev.map(|d| root.join(d));
+    Ok(cfg)
 }
 
 /// Romanized sentences to show.
@@ -42,7 +27,7 @@ const SENTENCES: [&str; 4] = [
 
 /// Runs the quickstart.
 pub fn run(root: &Path, out: PathBuf, seconds: f64) -> Result<()> {
-    let cfg = config(root);
+    let cfg = config(root)?;
     println!(
         "training romanized Hindi → Devanagari on {} for up to {seconds:.0} s (2 cores)...",
         cfg.data.train.display()
