@@ -8,6 +8,8 @@
 #   -q quick mode (few repetitions inside each run)   -g also run bench/g2p_en_numpy.py (w4-g2p-b1)
 # Needs .venv-bench (bash bench/setup_venv.sh) and target/release/recur (cargo build --release);
 # when the recur binary is missing or has no `bench` command, only the other side is shown.
+# recur side contract: `recur bench --json --threads N [--workloads a,b] [--quick]`, same JSON line
+# fields with "impl":"recur" and the workload names/semantics/FLOP formulas of bench/FLOPS.md.
 # The raw JSON lines are kept in runs/compare-<date>-t<threads>.jsonl.  Never run by CI.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -36,25 +36,29 @@ def main(argv):
         if r.get("error") or r.get("median_ms") is None:
             errors.append(f"{r['impl']} {r['workload']}: {r.get('error', 'no median_ms')}")
             continue
-        ms.setdefault((r["impl"], r["workload"]), []).append(float(r["median_ms"]))
         threads.add(r.get("threads"))
-        if r["workload"] not in order:
-            order.append(r["workload"])
+        key = (r["workload"], r.get("threads"))
+        ms.setdefault((r["impl"], key), []).append(float(r["median_ms"]))
+        if key not in order:
+            order.append(key)
     impls = sorted({i for i, _ in ms}, key=lambda i: (i != "recur", i != "pytorch", i))
     if "recur" not in impls:
         print("note: no recur results (binary missing or failed); showing the other side(s) only")
     others = [i for i in impls if i not in ("recur", "pytorch")]
-    head = f"{'workload':<16}{'recur ms':>12}{'pytorch ms':>12}{'pt/recur':>10}"
+    head = f"{'workload':<19}{'recur ms':>12}{'pytorch ms':>12}{'pt/recur':>10}"
     for o in others:
         head += f"{o + ' ms':>18}{o[:8] + '/recur':>15}"
     print(f"threads: {','.join(str(t) for t in sorted(threads, key=str))}")
     print(head)
     med = {k: statistics.median(v) for k, v in ms.items()}
     fmt = lambda x: f"{x:.3f}" if x is not None else "-"
-    for w in order:
+    multi = len(threads) > 1
+    for key in order:
+        w = key
+        label = f"{key[0]}@t{key[1]}" if multi else key[0]
         rc, pt = med.get(("recur", w)), med.get(("pytorch", w))
         ratio = pt / rc if rc and pt else None
-        line = f"{w:<16}{fmt(rc):>12}{fmt(pt):>12}{(f'{ratio:.2f}' if ratio else '-'):>10}"
+        line = f"{label:<19}{fmt(rc):>12}{fmt(pt):>12}{(f'{ratio:.2f}' if ratio else '-'):>10}"
         for o in others:
             ov = med.get((o, w))
             line += f"{fmt(ov):>18}{(f'{ov / rc:.2f}' if ov and rc else '-'):>15}"
