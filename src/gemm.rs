@@ -314,14 +314,29 @@ mod avx2 {
         out: &mut Vec<f32>,
     ) {
         let tiles = rows.div_ceil(MR);
-        out.clear();
-        out.resize(tiles * kc * MR, 0.0);
+        // Every element is overwritten below, so the buffer is only grown, never cleared.
+        if out.len() < tiles * kc * MR {
+            out.resize(tiles * kc * MR, 0.0);
+        }
         for t in 0..tiles {
             let dst = &mut out[t * kc * MR..][..kc * MR];
-            for r in 0..MR.min(rows - t * MR) {
+            let live = MR.min(rows - t * MR);
+            for r in 0..live {
                 let base = (i0 + t * MR + r) * a_rs + p0 * a_cs;
+                if a_cs == 1 {
+                    for (p, &v) in a[base..base + kc].iter().enumerate() {
+                        dst[p * MR + r] = v;
+                    }
+                } else {
+                    for p in 0..kc {
+                        dst[p * MR + r] = a[base + p * a_cs];
+                    }
+                }
+            }
+            // Rows past the end are zero so that the full tile stays a fixed computation.
+            for r in live..MR {
                 for p in 0..kc {
-                    dst[p * MR + r] = a[base + p * a_cs];
+                    dst[p * MR + r] = 0.0;
                 }
             }
         }
