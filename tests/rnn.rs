@@ -558,3 +558,21 @@ fn parameter_names_and_shapes_follow_pytorch() {
     let names: Vec<&str> = cell.params().iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]);
 }
+
+#[test]
+fn packed_weights_give_bit_identical_results() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    for mode in modes() {
+        let rnn = stacked(mode, false);
+        let packed = rnn.pack();
+        for &(t, b) in &[(1, 1), (1, 7), (5, 3)] {
+            let x = random(&[t, b, 6], &mut rng);
+            let lens: Vec<usize> = (0..b).map(|i| (i + 1).min(t)).collect();
+            assert_eq!(
+                rnn.forward(&x, Some(&lens), None).unwrap(),
+                rnn.forward_packed(&packed, &x, Some(&lens), None).unwrap(),
+                "{mode:?}"
+            );
+        }
+    }
+}

@@ -62,7 +62,11 @@ fn beam_of_one_is_exactly_greedy() {
             &m,
             &mut {
                 let (memory, decoder) = encode_padded(&m, &sources());
-                recur::seq2seq::inference::DecodeState { memory, decoder }
+                recur::seq2seq::inference::DecodeState {
+                    memory,
+                    decoder,
+                    packed: std::sync::Arc::new(m.decoder.rnn.pack()),
+                }
             },
             &sources().iter().map(|s| s.len()).collect::<Vec<_>>(),
             &DecodeOptions {

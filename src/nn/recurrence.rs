@@ -52,6 +52,46 @@ impl DirWeights {
     }
 }
 
+/// One direction's weights packed for the forward sweep: `op = W_ihᵀ`, `W_hhᵀ`, `W_hrᵀ`, and the
+/// folded input bias. Build it once and reuse it while the weights do not change (decoding).
+#[derive(Clone, Debug)]
+pub struct PackedDir {
+    w_ih: PackedB,
+    w_hh: PackedB,
+    w_hr: Option<PackedB>,
+    /// `b_ih + b_hh` (LSTM, RNN) or `b_ih` (GRU, whose `b_hn` stays in the gate kernel).
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedDir {
+    /// Packs `w` for a layer of sizes `d` (only mode, input, hidden and out are used).
+    pub fn new(w: &DirWeights, d: Dims) -> Self {
+        let gh = d.gates();
+        let bias = match (&w.b_ih, &w.b_hh) {
+            (Some(bi), Some(bh)) => Some(match d.mode {
+                RnnMode::Gru => bi.value.data().to_vec(),
+                _ => bi
+                    .value
+                    .data()
+                    .iter()
+                    .zip(bh.value.data())
+                    .map(|(a, b)| a + b)
+                    .collect(),
+            }),
+            _ => None,
+        };
+        PackedDir {
+            w_ih: PackedB::new(w.w_ih.value.data(), Trans::T, d.input, gh),
+            w_hh: PackedB::new(w.w_hh.value.data(), Trans::T, d.out, gh),
+            w_hr: w
+                .w_hr
+                .as_ref()
+                .map(|p| PackedB::new(p.value.data(), Trans::T, d.hidden, d.out)),
+            bias,
+        }
+    }
+}
+
 /// Sizes of one sweep.
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
@@ -131,6 +171,7 @@ fn add_col_sums(dst: &mut [f32], src: &[f32]) {
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     w: &DirWeights,
+    packed: &PackedDir,
     d: Dims,
     x: &[f32],
     active: &[usize],
@@ -144,30 +185,16 @@ pub fn forward(
     let (tb, gh, hid, ho) = (d.steps * d.batch, d.gates(), d.hidden, d.out);
     // (A) input projection of all steps, biases folded in (GRU keeps b_hh for step (C)).
     let mut gates = vec![0.0f32; tb * gh];
-    let has_bias = w.b_ih.is_some();
-    if let (Some(bi), Some(bh)) = (&w.b_ih, &w.b_hh) {
-        let bias: Vec<f32> = match d.mode {
-            RnnMode::Gru => bi.value.data().to_vec(),
-            _ => bi
-                .value
-                .data()
-                .iter()
-                .zip(bh.value.data())
-                .map(|(a, b)| a + b)
-                .collect(),
-        };
-        fill_rows(&mut gates, &bias);
+    if let Some(bias) = &packed.bias {
+        fill_rows(&mut gates, bias);
     }
-    matmul(
+    matmul_packed(
         &mut gates,
         x,
         Trans::N,
-        w.w_ih.value.data(),
-        Trans::T,
+        &packed.w_ih,
         tb,
-        gh,
-        d.input,
-        has_bias,
+        packed.bias.is_some(),
         threads,
     );
 
@@ -199,12 +226,7 @@ pub fn forward(
         Vec::new()
     };
     let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
-    // Recurrent weights packed once for all steps: op = W_hhᵀ (out × G·H), W_hrᵀ (H × out).
-    let w_hh = PackedB::new(w.w_hh.value.data(), Trans::T, ho, gh);
-    let w_hr = w
-        .w_hr
-        .as_ref()
-        .map(|p| PackedB::new(p.value.data(), Trans::T, hid, ho));
+    let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
 
     for s in 0..d.steps {
         let t = time_of(s, d.steps, reverse);
@@ -224,7 +246,7 @@ pub fn forward(
         match d.mode {
             RnnMode::Lstm => {
                 // (B) a += h·W_hhᵀ
-                matmul_packed(g, &h[..n * ho], Trans::N, &w_hh, n, true, threads);
+                matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
                 // (C)
                 let tc = &mut tanh_c[blk * hid..][..n * hid];
                 if d.proj() {
@@ -240,13 +262,13 @@ pub fn forward(
             RnnMode::Gru => {
                 let hgs = &mut hg[blk * gh..][..n * gh];
                 // (B) ĥ = h·W_hhᵀ
-                matmul_packed(hgs, &h[..n * hid], Trans::N, &w_hh, n, false, threads);
+                matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
                 // (C)
                 gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
             }
             RnnMode::RnnTanh | RnnMode::RnnRelu => {
                 // (B)
-                matmul_packed(g, &h[..n * hid], Trans::N, &w_hh, n, true, threads);
+                matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
                 // (C)
                 elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
             }

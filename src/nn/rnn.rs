@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::recurrence::{self, Dims, DirTrace, DirWeights};
+use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
 use crate::kernels::elman::Nonlinearity;
@@ -324,6 +324,12 @@ pub struct RnnCache {
     layers: Vec<LayerCache>,
 }
 
+/// Weights of every layer and direction packed for the GEMM kernel (see [`Rnn::pack`]).
+#[derive(Clone, Debug)]
+pub struct RnnPacked {
+    dirs: Vec<PackedDir>,
+}
+
 /// A stacked, optionally bidirectional RNN, LSTM or GRU.
 #[derive(Clone, Debug)]
 pub struct Rnn {
@@ -382,7 +388,49 @@ impl Rnn {
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
     ) -> Result<RnnOutput> {
-        self.run(input, lengths, state, None).map(|(out, _)| out)
+        self.run(input, lengths, state, None, None)
+            .map(|(out, _)| out)
+    }
+
+    /// The weights packed for [`Rnn::forward_packed`]: pack once, then run many short
+    /// sequences (decoder steps) without re-packing. Stale once the parameters change.
+    pub fn pack(&self) -> RnnPacked {
+        let lay = Layout {
+            batch_first: false,
+            unbatched: false,
+            steps: 0,
+            batch: 0,
+            perm: None,
+            active: Vec::new(),
+        };
+        let nd = self.cfg.num_directions();
+        let dirs = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| PackedDir::new(c, self.dims(i / nd, &lay)))
+            .collect();
+        RnnPacked { dirs }
+    }
+
+    /// [`Rnn::forward`] with weights packed by [`Rnn::pack`] (same results, bit for bit).
+    pub fn forward_packed(
+        &self,
+        packed: &RnnPacked,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+    ) -> Result<RnnOutput> {
+        if packed.dirs.len() != self.cells.len() {
+            return Err(Error::arg(
+                "RNN.forward_packed",
+                "packed",
+                format!("weights of {} directions", self.cells.len()),
+                packed.dirs.len(),
+            ));
+        }
+        self.run(input, lengths, state, None, Some(packed))
+            .map(|(out, _)| out)
     }
 
     /// Training forward: like [`Rnn::forward`] with inter-layer dropout, and returns what
@@ -394,7 +442,7 @@ impl Rnn {
         state: Option<&RnnState>,
         rng: &mut Rng64,
     ) -> Result<(RnnOutput, RnnCache)> {
-        let (out, cache) = self.run(input, lengths, state, Some(rng))?;
+        let (out, cache) = self.run(input, lengths, state, Some(rng), None)?;
         Ok((out, cache.expect("training forward keeps its cache")))
     }
 
@@ -563,6 +611,7 @@ impl Rnn {
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
         mut rng: Option<&mut Rng64>,
+        packed: Option<&RnnPacked>,
     ) -> Result<(RnnOutput, Option<RnnCache>)> {
         let lay = self.layout(input, lengths)?;
         let (hid, ho, nd) = (
@@ -603,8 +652,18 @@ impl Rnn {
             // One direction: its state slices and its own output buffer.
             let run_dir = |dir: usize, h: &mut [f32], c: &mut [f32], threads: usize| {
                 let mut out = vec![0.0f32; tb * ho];
+                let cell = &self.cells[layer * nd + dir];
+                let local;
+                let packed_dir = match packed {
+                    Some(p) => &p.dirs[layer * nd + dir],
+                    None => {
+                        local = PackedDir::new(cell, d);
+                        &local
+                    }
+                };
                 let trace = recurrence::forward(
-                    &self.cells[layer * nd + dir],
+                    cell,
+                    packed_dir,
                     d,
                     &x,
                     &lay.active,

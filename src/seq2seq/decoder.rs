@@ -19,7 +19,7 @@ use crate::module::{Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
-use crate::nn::{Rnn, RnnCache, RnnConfig, RnnState};
+use crate::nn::{Rnn, RnnCache, RnnConfig, RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
 /// The decoder's running state.
@@ -216,12 +216,15 @@ impl Decoder {
 
     /// One step from previous tokens `prev` (B): logits (B, V), attention weights (B, S) (empty
     /// without attention) and the next state; with `rng`, trains and returns the cache.
+    /// `packed`: the recurrent weights from `self.rnn.pack()`, to skip re-packing them at every
+    /// step when decoding (ignored in training).
     pub fn step(
         &self,
         prev: &[i64],
         state: &DecoderState,
         mem: &Memory,
         mut rng: Option<&mut Rng64>,
+        packed: Option<&RnnPacked>,
     ) -> Result<(Tensor, Vec<f32>, DecoderState, Option<StepCache>)> {
         let (b, hd) = (prev.len(), self.hidden);
         let mut e = self.embedding.forward(prev, &[b])?.into_vec(); // (B, E)
@@ -249,7 +252,13 @@ impl Decoder {
                 let (o, c) = self.rnn.forward_train(&x, None, Some(&state.rnn), r)?;
                 (o, Some(c))
             }
-            None => (self.rnn.forward(&x, None, Some(&state.rnn))?, None),
+            None => match packed {
+                Some(p) => (
+                    self.rnn.forward_packed(p, &x, None, Some(&state.rnn))?,
+                    None,
+                ),
+                None => (self.rnn.forward(&x, None, Some(&state.rnn))?, None),
+            },
         };
         let s_top = o.output.data().to_vec(); // (B, Hd)
         let next_rnn = RnnState { h: o.h_n, c: o.c_n };

@@ -1,11 +1,14 @@
 //! Decoding with a trained model: [`Seq2Seq`] as a [`StepModel`] for greedy and beam search, and
 //! [`translate`], which pads a batch of token-id sequences, encodes them once and decodes them.
 
+use std::sync::Arc;
+
 use super::attention::Memory;
 use super::decoder::DecoderState;
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
 use super::{Seq2Seq, PAD};
 use crate::error::Result;
+use crate::nn::RnnPacked;
 
 /// What decoding carries per row: the source's attention memory and the decoder state.
 #[derive(Clone, Debug)]
@@ -14,6 +17,8 @@ pub struct DecodeState {
     pub memory: Memory,
     /// Decoder state, one row per hypothesis.
     pub decoder: DecoderState,
+    /// The decoder's recurrent weights, packed once for every step.
+    pub packed: Arc<RnnPacked>,
 }
 
 impl StepModel for Seq2Seq {
@@ -27,9 +32,13 @@ impl StepModel for Seq2Seq {
         attn: &mut Vec<f32>,
     ) -> Result<()> {
         let prev: Vec<i64> = prev.iter().map(|&t| t as i64).collect();
-        let (logits, weights, next, _) =
-            self.decoder
-                .step(&prev, &state.decoder, &state.memory, None)?;
+        let (logits, weights, next, _) = self.decoder.step(
+            &prev,
+            &state.decoder,
+            &state.memory,
+            None,
+            Some(&state.packed),
+        )?;
         state.decoder = next;
         let v = self.config.tgt_vocab;
         logp.clear();
@@ -84,6 +93,10 @@ pub fn translate(
         }
     }
     let (memory, decoder) = model.encode(&src, &lengths)?;
-    let mut state = DecodeState { memory, decoder };
+    let mut state = DecodeState {
+        memory,
+        decoder,
+        packed: Arc::new(model.decoder.rnn.pack()),
+    };
     decode(model, &mut state, &lengths, opts)
 }

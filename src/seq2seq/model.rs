@@ -139,9 +139,9 @@ impl Seq2Seq {
         let v = self.config.tgt_vocab;
         let mut logits = Vec::with_capacity(t * b * v);
         for i in 0..t {
-            let (l, _, next, _) = self
-                .decoder
-                .step(&tgt_in[i * b..][..b], &state, &mem, None)?;
+            let (l, _, next, _) =
+                self.decoder
+                    .step(&tgt_in[i * b..][..b], &state, &mem, None, None)?;
             logits.extend_from_slice(l.data());
             state = next;
         }
@@ -188,7 +188,7 @@ impl Seq2Seq {
                     }
                 }
             }
-            let (l, _, next, cache) = self.decoder.step(&prev, &state, &mem, Some(rng))?;
+            let (l, _, next, cache) = self.decoder.step(&prev, &state, &mem, Some(rng), None)?;
             logits.extend_from_slice(l.data());
             caches.push(cache.expect("training step keeps its cache"));
             state = next;
