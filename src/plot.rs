@@ -105,6 +105,12 @@ fn draw_panel<DB: DrawingBackend>(
             color.stroke_width(2),
         ))
         .map_err(err)?;
+    // Sparse series (dev evaluations) also get a dot per point, so a single one is visible.
+    if points.len() <= 200 {
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(err)?;
+    }
     Ok(())
 }
 
