@@ -2,17 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::vocab;
 use crate::error::{Error, Result};
 use crate::nn::RnnMode;
 
-/// Special token ids shared by every vocabulary.
-pub const PAD: usize = 0;
+// The special ids are defined once, by the vocabulary (`data::vocab`); these are typed copies.
+/// Padding id (see [`crate::data::vocab::PAD`]).
+pub const PAD: usize = vocab::PAD as usize;
 /// Beginning of sequence: the decoder's first input.
-pub const BOS: usize = 1;
+pub const BOS: usize = vocab::BOS as usize;
 /// End of sequence.
-pub const EOS: usize = 2;
+pub const EOS: usize = vocab::EOS as usize;
 /// Unknown symbol.
-pub const UNK: usize = 3;
+pub const UNK: usize = vocab::UNK as usize;
 
 /// The decoder's attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,14 +31,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Padding token id.
-pub const PAD: u32 = 0;
+/// Padding token id (typed copy of [`crate::data::vocab::PAD`]).
+pub const PAD: u32 = crate::data::vocab::PAD as u32;
 /// Beginning-of-sequence token id: the first `prev` token of every hypothesis.
-pub const BOS: u32 = 1;
+pub const BOS: u32 = crate::data::vocab::BOS as u32;
 /// End-of-sequence token id: finishes a hypothesis.
-pub const EOS: u32 = 2;
+pub const EOS: u32 = crate::data::vocab::EOS as u32;
 /// Unknown-token id.
-pub const UNK: u32 = 3;
+pub const UNK: u32 = crate::data::vocab::UNK as u32;
 
 /// One decoder step over a working set of rows (row = one hypothesis of one source).
 pub trait StepModel {
