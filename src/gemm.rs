@@ -321,13 +321,15 @@ mod avx2 {
         for t in 0..tiles {
             let dst = &mut out[t * kc * MR..][..kc * MR];
             let live = MR.min(rows - t * MR);
-            for r in 0..live {
-                let base = (i0 + t * MR + r) * a_rs + p0 * a_cs;
-                if a_cs == 1 {
-                    for (p, &v) in a[base..base + kc].iter().enumerate() {
-                        dst[p * MR + r] = v;
-                    }
-                } else {
+            if a_rs == 1 {
+                // op(a) = aᵀ: the tile's rows are contiguous in memory for each p.
+                for p in 0..kc {
+                    let src = (i0 + t * MR) + (p0 + p) * a_cs;
+                    dst[p * MR..p * MR + live].copy_from_slice(&a[src..src + live]);
+                }
+            } else {
+                for r in 0..live {
+                    let base = (i0 + t * MR + r) * a_rs + p0 * a_cs;
                     for p in 0..kc {
                         dst[p * MR + r] = a[base + p * a_cs];
                     }
