@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side recur vs PyTorch: runs `recur bench --json` and bench/pytorch_bench.py alternately
+# Side-by-side recur vs PyTorch: runs `recur bench` and bench/pytorch_bench.py alternately
 # R times at the same thread count, then prints per workload the median recur ms, median PyTorch
 # ms and pytorch_ms / recur_ms (> 1: recur faster), via bench/ratios.py.
 #
@@ -8,7 +8,8 @@
 #   -q quick mode (few repetitions inside each run)   -g also run bench/g2p_en_numpy.py (w4-g2p-b1)
 # Needs .venv-bench (bash bench/setup_venv.sh) and target/release/recur (cargo build --release);
 # when the recur binary is missing or has no `bench` command, only the other side is shown.
-# recur side contract: `recur bench --json --threads N [--workloads a,b] [--quick]`, same JSON line
+# recur side: `recur --threads N bench [--workloads a,b] [--quick]` (--threads is recur's global
+# flag; bench uses pytorch_bench.py's warm-up/run schedule, --quick its quick one), same JSON line
 # fields with "impl":"recur" and the workload names/semantics/FLOP formulas of bench/FLOPS.md.
 # The raw JSON lines are kept in runs/compare-<date>-t<threads>.jsonl.  Never run by CI.
 set -uo pipefail
@@ -39,7 +40,7 @@ echo "threads=$THREADS R=$R ${QUICK:+quick }load=$(cut -d' ' -f1-3 /proc/loadavg
 for i in $(seq 1 "$R"); do
   if [ $HAVE_RECUR = 1 ]; then
     echo "[$i/$R] recur" >&2
-    "$RECUR" bench --json --threads "$THREADS" "${WARGS[@]}" $QUICK | tee -a "$OUT" >/dev/null \
+    "$RECUR" --threads "$THREADS" bench "${WARGS[@]}" $QUICK | tee -a "$OUT" >/dev/null \
       || echo "recur bench failed (run $i)" >&2
   fi
   echo "[$i/$R] pytorch" >&2

@@ -174,9 +174,12 @@ enum Command {
         /// Comma-separated workloads (default: all).
         #[arg(long, value_delimiter = ',')]
         workloads: Vec<String>,
-        /// Timed runs per workload (median reported).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Timed runs per workload (median reported; default: as bench/pytorch_bench.py).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// The short warm-up/run schedule of `pytorch_bench.py --quick`.
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -190,7 +193,11 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Conformance { dir } => return conformance(&dir),
-        Command::Bench { workloads, runs } => bench(workloads, runs),
+        Command::Bench {
+            workloads,
+            runs,
+            quick,
+        } => bench(workloads, runs, quick),
         Command::Quickstart { seconds, out } => {
             cli::quickstart::run(Path::new(env!("CARGO_MANIFEST_DIR")), out, seconds)
         }
@@ -366,7 +373,7 @@ fn conformance(dir: &Path) -> ExitCode {
     }
 }
 
-fn bench(mut workloads: Vec<String>, runs: usize) -> Result<()> {
+fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result<()> {
     if workloads.is_empty() {
         workloads = recur::bench::WORKLOADS
             .iter()
@@ -374,7 +381,7 @@ fn bench(mut workloads: Vec<String>, runs: usize) -> Result<()> {
             .collect();
     }
     for w in &workloads {
-        let r = recur::bench::run(w, runs)?;
+        let r = recur::bench::run(w, runs, quick)?;
         println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())
