@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use npyz::WriterBuilder;
 use recur::import::g2p_en;
 use recur::transducer::Transducer;
 

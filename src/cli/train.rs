@@ -81,7 +81,8 @@ struct Prepared {
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     let train_pairs = read_pairs(&cfg.data.train, &cfg)?;
     let (src_vocab, tgt_vocab, cfg) = if resume {
-        // The model and data must be the run's own; training options may change (more epochs).
+        // The model and data must be the run's own; training (more epochs) and decoding options
+        // may change.
         let last = Transducer::load(out.join("last"))
             .context("--resume: no loadable OUT/last checkpoint")?;
         let mut model = cfg.model.clone();
@@ -95,6 +96,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         }
         let cfg = RunConfig {
             train: cfg.train,
+            decode: cfg.decode,
             ..last.config
         };
         (last.src_vocab, last.tgt_vocab, cfg)
