@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod fixture;
 pub mod gemm;
+pub mod import;
 pub mod kernels;
 pub mod loss;
 pub mod metrics_log;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use recur::seq2seq::search::DecodeOptions;
+use recur::transducer::{DecodeConfig, Transducer};
 
 #[derive(Parser)]
 #[command(
@@ -27,16 +28,16 @@ struct Cli {
 /// Decoding options shared by `translate` and `eval`.
 #[derive(Args, Clone)]
 struct Decode {
-    /// Beam size (1 = greedy).
-    #[arg(long, default_value_t = 5)]
-    beam: usize,
+    /// Beam size (1 = greedy; default: the model's `[decode] beam`, else 5).
+    #[arg(long)]
+    beam: Option<usize>,
     /// Hypotheses per input (≤ beam).
     #[arg(long, default_value_t = 1)]
     nbest: usize,
     /// GNMT length-penalty alpha (0 = raw log-probability).
     #[arg(long, default_value_t = 0.0)]
     alpha: f32,
-    /// Maximum output tokens (the default rule is 3 × source tokens + 5).
+    /// Maximum output tokens (default: the model's `[decode] max_len`, else 3 × source tokens + 5).
     #[arg(long)]
     max_len: Option<usize>,
     /// Minimum output tokens.
@@ -45,17 +46,16 @@ struct Decode {
 }
 
 impl Decode {
-    fn options(&self, attention: bool) -> DecodeOptions {
+    /// The options, with the model's stored defaults where the command line says nothing.
+    fn options(&self, attention: bool, model: &DecodeConfig) -> DecodeOptions {
+        let beam = self.beam.or(model.beam).unwrap_or(5).max(1);
+        let max_len = self.max_len.or(model.max_len);
         DecodeOptions {
-            beam_size: self.beam.max(1),
-            nbest: self.nbest.clamp(1, self.beam.max(1)),
+            beam_size: beam,
+            nbest: self.nbest.clamp(1, beam),
             length_penalty: self.alpha,
-            max_len: self.max_len.unwrap_or(500),
-            max_len_ratio: if self.max_len.is_some() {
-                Some(1e6)
-            } else {
-                None
-            },
+            max_len: max_len.unwrap_or(500),
+            max_len_ratio: if max_len.is_some() { Some(1e6) } else { None },
             min_len: self.min_len,
             return_attention: attention,
         }
@@ -149,6 +149,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a pretrained model of another toolkit into a model directory.
+    Import {
+        /// Which toolkit's checkpoint.
+        format: cli::import::Format,
+        /// The checkpoint file (g2p-en: `g2p_en/checkpoint20.npz`).
+        checkpoint: PathBuf,
+        /// Output model directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate a toy task as TSV.
     Data {
         /// Which task.
@@ -238,6 +248,11 @@ fn main() -> ExitCode {
             json,
         } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
         Command::Data { task, n, seed, out } => data(task, n, seed, out),
+        Command::Import {
+            format,
+            checkpoint,
+            out,
+        } => cli::import::run(format, &checkpoint, &out).map(|s| println!("{s}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,8 +295,8 @@ fn translate(
     decode: Decode,
     fmt: cli::translate::Format,
 ) -> Result<()> {
-    let t = recur::transducer::Transducer::load(&model)?;
-    let opts = decode.options(fmt.alignments);
+    let t = Transducer::load(&model)?;
+    let opts = decode.options(fmt.alignments, &t.config.decode);
     let stdout = std::io::stdout().lock();
     match input {
         Some(p) => {
@@ -301,11 +316,12 @@ fn eval(
     topk: usize,
     json: bool,
 ) -> Result<()> {
-    let mut opts = decode.options(false);
+    let t = Transducer::load(&model)?;
+    let mut opts = decode.options(false, &t.config.decode);
     if topk > opts.beam_size {
         opts.beam_size = topk;
     }
-    let r = cli::eval::run(&model, &data, cols, &opts, topk.max(1))?;
+    let r = cli::eval::run(&t, &data, cols, &opts, topk.max(1))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

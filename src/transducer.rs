@@ -45,6 +45,9 @@ pub struct DataConfig {
     pub max_tgt_len: usize,
     /// Lowercase sources (training and translation).
     pub lowercase_src: bool,
+    /// Append EOS (`</s>`) to every source before encoding it, as models such as g2p_en were
+    /// trained (training, evaluation and translation).
+    pub src_eos: bool,
     /// Skip (and count) malformed lines instead of stopping.
     pub skip_bad_lines: bool,
 }
@@ -62,6 +65,7 @@ impl Default for DataConfig {
             max_src_len: 50,
             max_tgt_len: 50,
             lowercase_src: false,
+            src_eos: false,
             skip_bad_lines: false,
         }
     }
@@ -77,6 +81,20 @@ pub struct RunConfig {
     pub model: Seq2SeqConfig,
     /// Optimisation.
     pub train: TrainConfig,
+    /// Decoding defaults of `recur translate` / `recur eval` (command-line options override).
+    pub decode: DecodeConfig,
+}
+
+/// Decoding defaults stored with a model (TOML section `[decode]`); unset means the built-in
+/// default of the command line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Beam size (1 = greedy); unset: 5.
+    pub beam: Option<usize>,
+    /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5 (see
+    /// [`max_output_len`]).
+    pub max_len: Option<usize>,
 }
 
 /// One decoded output.
@@ -174,15 +192,21 @@ impl Transducer {
         )
     }
 
-    /// Source text → ids (lowercased when configured; unknown symbols → UNK).
+    /// Source text → ids (lowercased when configured; unknown symbols → UNK; EOS appended
+    /// when `[data] src_eos` is set).
     pub fn encode_source(&self, text: &str) -> Vec<i64> {
         let text = if self.config.data.lowercase_src {
             text.to_lowercase()
         } else {
             text.to_string()
         };
-        self.src_vocab
-            .encode(&self.config.data.src_tokens.tokenize(&text))
+        let mut ids = self
+            .src_vocab
+            .encode(&self.config.data.src_tokens.tokenize(&text));
+        if self.config.data.src_eos {
+            ids.push(crate::data::vocab::EOS);
+        }
+        ids
     }
 
     /// Target ids → text.

@@ -10,13 +10,12 @@ use recur::transducer::Transducer;
 
 /// Scores `model` on `data` (columns as the model was trained with unless given).
 pub fn run(
-    model: &Path,
+    t: &Transducer,
     data: &Path,
     cols: Option<(usize, usize)>,
     opts: &DecodeOptions,
     topk: usize,
 ) -> Result<EvalReport> {
-    let t = Transducer::load(model)?;
     let (src_col, tgt_col) = cols.unwrap_or((t.config.data.src_col, t.config.data.tgt_col));
     let mut tsv = TsvOptions::new(src_col, tgt_col);
     tsv.skip_bad_lines = t.config.data.skip_bad_lines;

@@ -1,6 +1,7 @@
 //! The `recur` subcommands; each file is one command. They only parse, call the library, print.
 
 pub mod eval;
+pub mod import;
 pub mod quickstart;
 pub mod train;
 pub mod translate;

@@ -81,7 +81,8 @@ struct Prepared {
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     let train_pairs = read_pairs(&cfg.data.train, &cfg)?;
     let (src_vocab, tgt_vocab, cfg) = if resume {
-        // The model and data must be the run's own; training options may change (more epochs).
+        // The model and data must be the run's own; training (more epochs) and decoding options
+        // may change.
         let last = Transducer::load(out.join("last"))
             .context("--resume: no loadable OUT/last checkpoint")?;
         let mut model = cfg.model.clone();
@@ -95,6 +96,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         }
         let cfg = RunConfig {
             train: cfg.train,
+            decode: cfg.decode,
             ..last.config
         };
         (last.src_vocab, last.tgt_vocab, cfg)
@@ -115,7 +117,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         max_src_len: Some(cfg.data.max_src_len),
         max_tgt_len: Some(cfg.data.max_tgt_len),
     };
-    let encoded = encode_pairs(&train_pairs, toks, (&src_vocab, &tgt_vocab), &enc_opts);
+    let mut encoded = encode_pairs(&train_pairs, toks, (&src_vocab, &tgt_vocab), &enc_opts);
     if encoded.dropped() > 0 {
         eprintln!(
             "dropped {} training pairs (source longer than {}: {}, target longer than {}: {}, empty source: {})",
@@ -127,10 +129,16 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
             encoded.empty_src.len()
         );
     }
-    let dev = match &cfg.data.dev {
+    let mut dev = match &cfg.data.dev {
         Some(p) => dev_examples(&read_pairs(p, &cfg)?, toks, (&src_vocab, &tgt_vocab)),
         None => Vec::new(),
     };
+    if cfg.data.src_eos {
+        // As `Transducer::encode_source` does for translation.
+        let srcs = encoded.examples.iter_mut().map(|e| &mut e.src);
+        srcs.chain(dev.iter_mut().map(|d| &mut d.src))
+            .for_each(|s| s.push(recur::data::EOS));
+    }
     let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
     let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;
     if resume {

@@ -183,17 +183,24 @@ impl Vocab {
                 file.format
             )));
         }
-        if file.tokens.len() < SPECIALS.len() || file.tokens[..SPECIALS.len()] != SPECIALS {
-            return Err(bad(format!(
+        Vocab::from_tokens(file.tokens).map_err(bad)
+    }
+
+    /// A vocabulary with exactly these tokens in this order (ids 0, 1, ...), e.g. to match an
+    /// imported model's embedding rows. The first four must be [`SPECIALS`]; tokens must be
+    /// non-empty and distinct. The error says which rule was broken.
+    pub fn from_tokens(tokens: Vec<String>) -> std::result::Result<Vocab, String> {
+        if tokens.len() < SPECIALS.len() || tokens[..SPECIALS.len()] != SPECIALS {
+            return Err(format!(
                 "the first tokens must be the specials {SPECIALS:?}"
-            )));
+            ));
         }
-        let vocab = Vocab::from_tokens_unchecked(file.tokens);
+        let vocab = Vocab::from_tokens_unchecked(tokens);
         if vocab.index.len() != vocab.tokens.len() {
-            return Err(bad("duplicate tokens".to_owned()));
+            return Err("duplicate tokens".to_owned());
         }
         if vocab.tokens.iter().any(String::is_empty) {
-            return Err(bad("empty token".to_owned()));
+            return Err("empty token".to_owned());
         }
         Ok(vocab)
     }
@@ -274,6 +281,18 @@ mod tests {
             vec!["a", "<unk>", "<unk>", "<unk>"]
         );
         assert!(v.decode(&[EOS, 4]).is_empty());
+    }
+
+    #[test]
+    fn from_tokens_keeps_the_order_and_checks_it() {
+        let toks = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let v = Vocab::from_tokens(toks(&["<pad>", "<s>", "</s>", "<unk>", "z", "a"])).unwrap();
+        assert_eq!((v.id("z"), v.id("a")), (Some(4), Some(5)));
+        assert!(Vocab::from_tokens(toks(&["a"]))
+            .unwrap_err()
+            .contains("specials"));
+        let dup = toks(&["<pad>", "<s>", "</s>", "<unk>", "a", "a"]);
+        assert!(Vocab::from_tokens(dup).unwrap_err().contains("duplicate"));
     }
 
     #[test]
