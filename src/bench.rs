@@ -331,11 +331,13 @@ fn greedy_loop(
     eos: Option<usize>,
 ) -> Result<usize> {
     let (mem, mut state) = model.encode(src, lengths)?;
+    // Packed once per decode, as `inference::translate` does.
+    let packed = model.decoder.rnn.pack();
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
     let mut y = vec![start as i64; b];
     let mut done = vec![false; b];
     for step in 1..=max_steps {
-        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None)?;
+        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None, Some(&packed))?;
         state = next;
         for ((yi, row), d) in y
             .iter_mut()
@@ -609,7 +611,7 @@ mod tests {
         let (mem, state) = model.encode(&src, &len).unwrap();
         let (l, _, _, _) = model
             .decoder
-            .step(&[BOS as i64; 2], &state, &mem, None)
+            .step(&[BOS as i64; 2], &state, &mem, None, None)
             .unwrap();
         let v = model.config.tgt_vocab;
         let (a0, a1) = (argmax(&l.data()[..v]), argmax(&l.data()[v..]));

@@ -295,7 +295,7 @@ fn translate(
     decode: Decode,
     fmt: cli::translate::Format,
 ) -> Result<()> {
-    let t = Transducer::load(&model)?;
+    let t = Transducer::load(model_dir(&model))?;
     let opts = decode.options(fmt.alignments, &t.config.decode);
     let stdout = std::io::stdout().lock();
     match input {
@@ -316,7 +316,7 @@ fn eval(
     topk: usize,
     json: bool,
 ) -> Result<()> {
-    let t = Transducer::load(&model)?;
+    let t = Transducer::load(model_dir(&model))?;
     let mut opts = decode.options(false, &t.config.decode);
     if topk > opts.beam_size {
         opts.beam_size = topk;
@@ -401,4 +401,16 @@ fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result
         println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())
+}
+
+/// A `--model` argument: a directory, or the name of a model shipped in `models/`.
+fn model_dir(arg: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(arg);
+    if !arg.exists() && arg.components().count() == 1 && shipped.is_dir() {
+        shipped
+    } else {
+        arg.to_path_buf()
+    }
 }
