@@ -22,7 +22,6 @@ pub struct RnnCell {
 #[derive(Clone, Debug)]
 pub struct CellCache {
     inner: RnnCache,
-    batched: bool,
 }
 
 /// Gradients of a cell step's inputs.
@@ -85,7 +84,7 @@ impl RnnCell {
         input: &Tensor,
         h: Option<&Tensor>,
         c: Option<&Tensor>,
-    ) -> Result<(Tensor, Option<RnnState>, bool)> {
+    ) -> Result<(Tensor, Option<RnnState>)> {
         let batched = match input.rank() {
             1 => false,
             2 => true,
@@ -122,7 +121,7 @@ impl RnnCell {
                 })
             }
         };
-        Ok((x, state, batched))
+        Ok((x, state))
     }
 
     /// One step: returns `(h1, c1)` (`c1` for LSTM only).
@@ -132,7 +131,7 @@ impl RnnCell {
         h: Option<&Tensor>,
         c: Option<&Tensor>,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let (x, state, _) = self.prepare(input, h, c)?;
+        let (x, state) = self.prepare(input, h, c)?;
         let out = self.inner.forward(&x, None, state.as_ref())?;
         Ok((Self::lower(out.h_n), out.c_n.map(Self::lower)))
     }
@@ -144,7 +143,7 @@ impl RnnCell {
         h: Option<&Tensor>,
         c: Option<&Tensor>,
     ) -> Result<(Tensor, Option<Tensor>, CellCache)> {
-        let (x, state, batched) = self.prepare(input, h, c)?;
+        let (x, state) = self.prepare(input, h, c)?;
         // A single layer has no inter-layer dropout, so the RNG is never drawn from.
         let (out, inner) = self.inner.forward_train(
             &x,
@@ -155,7 +154,7 @@ impl RnnCell {
         Ok((
             Self::lower(out.h_n),
             out.c_n.map(Self::lower),
-            CellCache { inner, batched },
+            CellCache { inner },
         ))
     }
 
@@ -166,7 +165,6 @@ impl RnnCell {
         grad_h1: Option<&Tensor>,
         grad_c1: Option<&Tensor>,
     ) -> Result<CellGrads> {
-        let _ = cache.batched;
         let gh = grad_h1.map(Self::lift).transpose()?;
         let gc = grad_c1.map(Self::lift).transpose()?;
         let g = self

@@ -30,7 +30,6 @@ pub struct Encoder {
 #[derive(Clone, Debug)]
 pub struct EncoderCache {
     src: Vec<i64>,
-    shape: [usize; 2],
     emb_mask: Option<Vec<f32>>,
     rnn: RnnCache,
 }
@@ -114,7 +113,6 @@ impl Encoder {
                 let (out, rnn) = self.rnn.forward_train(&emb, Some(lengths), None, rng)?;
                 let cache = EncoderCache {
                     src: src.to_vec(),
-                    shape: [steps, batch],
                     emb_mask,
                     rnn,
                 };
@@ -147,7 +145,6 @@ impl Encoder {
             apply_mask(demb.data_mut(), m);
         }
         self.embedding.backward(&cache.src, &demb)?;
-        let _ = cache.shape;
         Ok(())
     }
 }
