@@ -174,7 +174,7 @@ pub fn matmul_packed(
         Trans::T => (1, m),
     };
     if !has_simd() {
-        // Unpack is never needed on the fast path; the fallback multiplies the packed panels.
+        // Without AVX2 the portable GEMM multiplies the packed panels one by one.
         return fallback_packed(c, a, a_rs, a_cs, b, m, accumulate);
     }
     let panels = n.div_ceil(NR);

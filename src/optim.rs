@@ -464,41 +464,32 @@ impl AdamW {
     }
 }
 
-impl Optimizer for Adam {
-    fn step(&mut self, params: &mut [&mut Param]) -> Result<()> {
-        self.0.step("Adam.step", params)
-    }
-    fn lr(&self) -> f32 {
-        self.0.cfg.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.0.cfg.lr = lr;
-    }
-    fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.0.state_dict()
-    }
-    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.0.load_state_dict("Adam.load_state_dict", state)
-    }
+/// Adam and AdamW share [`AdamCore`]; only the update rule's name differs.
+macro_rules! adam_optimizer {
+    ($ty:ident, $name:literal) => {
+        impl Optimizer for $ty {
+            fn step(&mut self, params: &mut [&mut Param]) -> Result<()> {
+                self.0.step(concat!($name, ".step"), params)
+            }
+            fn lr(&self) -> f32 {
+                self.0.cfg.lr
+            }
+            fn set_lr(&mut self, lr: f32) {
+                self.0.cfg.lr = lr;
+            }
+            fn state_dict(&self) -> Vec<(String, Tensor)> {
+                self.0.state_dict()
+            }
+            fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+                self.0
+                    .load_state_dict(concat!($name, ".load_state_dict"), state)
+            }
+        }
+    };
 }
 
-impl Optimizer for AdamW {
-    fn step(&mut self, params: &mut [&mut Param]) -> Result<()> {
-        self.0.step("AdamW.step", params)
-    }
-    fn lr(&self) -> f32 {
-        self.0.cfg.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.0.cfg.lr = lr;
-    }
-    fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.0.state_dict()
-    }
-    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.0.load_state_dict("AdamW.load_state_dict", state)
-    }
-}
+adam_optimizer!(Adam, "Adam");
+adam_optimizer!(AdamW, "AdamW");
 
 /// `torch.nn.utils.clip_grad_norm_` with `norm_type = 2`: scales every gradient by
 /// `max_norm / (total_norm + 1e-6)` when that is below 1, and returns the total norm (over all

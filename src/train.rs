@@ -171,7 +171,7 @@ pub fn exact_match(model: &Seq2Seq, dev: &[DevExample], max_len_ratio: f32) -> R
         let hyps = translate(model, &srcs, &opts)?;
         for (d, h) in chunk.iter().zip(hyps) {
             let out: Vec<i64> = h[0].tokens.iter().map(|&t| t as i64).collect();
-            if d.refs.iter().any(|r| *r == out) {
+            if d.refs.contains(&out) {
                 correct += 1;
             }
         }

@@ -27,10 +27,8 @@ pub fn run(
     fmt: &Format,
 ) -> Result<()> {
     let mut lines = Vec::with_capacity(fmt.batch);
-    let mut n = 0usize;
-    for line in input.lines() {
-        n += 1;
-        lines.push(line.with_context(|| format!("input line {n}: not valid UTF-8"))?);
+    for (i, line) in input.lines().enumerate() {
+        lines.push(line.with_context(|| format!("input line {}: not valid UTF-8", i + 1))?);
         if lines.len() == fmt.batch {
             emit(t, &lines, &mut out, opts, fmt)?;
             lines.clear();

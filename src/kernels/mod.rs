@@ -13,6 +13,8 @@ pub mod elman;
 pub mod gru;
 pub mod lstm;
 
+/// Cephes' published coefficients are kept verbatim (they round to the same f32 values).
+#[allow(clippy::excessive_precision)]
 /// e^x (f32; Cephes `expf`: exact range reduction by ln 2, degree-6 polynomial).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
@@ -39,6 +41,7 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+#[allow(clippy::excessive_precision)]
 /// tanh(x) (Cephes `tanhf`: odd polynomial below |x| = 0.625, else 1 - 2 / (e^2|x| + 1)).
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {

@@ -693,7 +693,7 @@ impl Rnn {
             };
             let (outs, traces): (Vec<Vec<f32>>, Vec<Option<DirTrace>>) =
                 results.into_iter().unzip();
-            let y = interleave(&outs, tb, ho);
+            let y = interleave(outs, tb, ho);
             if train {
                 caches.push(LayerCache {
                     input: std::mem::take(&mut x),
@@ -762,7 +762,7 @@ impl Rnn {
         for layer in (0..self.cfg.num_layers).rev() {
             let d = self.dims(layer, lay);
             let lc = &cache.layers[layer];
-            let d_outs = deinterleave(&dy, nd, tb, ho);
+            let d_outs = deinterleave(std::mem::take(&mut dy), nd, tb, ho);
             let dhs = &mut dh_all[layer * nd * bsz * ho..][..nd * bsz * ho];
             let dcs: &mut [f32] = if is_lstm {
                 &mut dc_all[layer * nd * bsz * hid..][..nd * bsz * hid]
@@ -816,9 +816,9 @@ impl Rnn {
 }
 
 /// Concatenates per-direction `[T·B, w]` buffers along features: `[T·B, D·w]`.
-fn interleave(outs: &[Vec<f32>], rows: usize, w: usize) -> Vec<f32> {
+fn interleave(mut outs: Vec<Vec<f32>>, rows: usize, w: usize) -> Vec<f32> {
     if outs.len() == 1 {
-        return outs[0].clone();
+        return outs.pop().expect("one direction");
     }
     let nd = outs.len();
     let mut y = vec![0.0f32; rows * nd * w];
@@ -831,9 +831,9 @@ fn interleave(outs: &[Vec<f32>], rows: usize, w: usize) -> Vec<f32> {
 }
 
 /// The inverse of [`interleave`].
-fn deinterleave(y: &[f32], nd: usize, rows: usize, w: usize) -> Vec<Vec<f32>> {
+fn deinterleave(y: Vec<f32>, nd: usize, rows: usize, w: usize) -> Vec<Vec<f32>> {
     if nd == 1 {
-        return vec![y.to_vec()];
+        return vec![y];
     }
     (0..nd)
         .map(|dir| {

@@ -122,7 +122,7 @@ pub struct Attended {
 
 /// Rows of a flat buffer as a 2-D tensor.
 pub(crate) fn rows_tensor(data: Vec<f32>, rows: usize) -> Tensor {
-    let cols = if rows == 0 { 0 } else { data.len() / rows };
+    let cols = data.len().checked_div(rows).unwrap_or(0);
     Tensor::from_vec(&[rows, cols], data).expect("rows divide the buffer")
 }
 

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::RnnState;
-use crate::tensor::{fmt_shape, Tensor};
+use crate::tensor::Tensor;
 
 /// An encoder-decoder with attention.
 #[derive(Clone, Debug)]
@@ -239,24 +239,6 @@ impl Seq2Seq {
             }),
             None => Ok(()),
         }
-    }
-
-    /// Shapes as PyTorch prints them, for messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "{:?} {} encoder {}x{}{} → decoder {}, attention {:?}",
-            self.config.cell,
-            fmt_shape(&[self.config.src_vocab, self.config.emb_dim]),
-            self.config.layers,
-            self.config.hidden_size,
-            if self.config.bidirectional {
-                " bidirectional"
-            } else {
-                ""
-            },
-            self.config.decoder_hidden(),
-            self.config.attention
-        )
     }
 }
 
