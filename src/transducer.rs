@@ -29,6 +29,9 @@ pub struct DataConfig {
     pub train: PathBuf,
     /// Dev TSV (model selection and early stopping).
     pub dev: Option<PathBuf>,
+    /// Without a dev file: hold out this many distinct training sources (all their pairs), chosen
+    /// with the training seed, as the dev set (0 = none). See [`crate::data::hold_out_sources`].
+    pub dev_holdout: usize,
     /// 0-based column of the source.
     pub src_col: usize,
     /// 0-based column of the target.
@@ -57,6 +60,7 @@ impl Default for DataConfig {
         DataConfig {
             train: PathBuf::new(),
             dev: None,
+            dev_holdout: 0,
             src_col: 0,
             tgt_col: 1,
             src_tokens: Tokenizer::Chars,

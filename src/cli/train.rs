@@ -79,7 +79,15 @@ struct Prepared {
 }
 
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
-    let train_pairs = read_pairs(&cfg.data.train, &cfg)?;
+    let mut train_pairs = read_pairs(&cfg.data.train, &cfg)?;
+    let mut held_out = Vec::new();
+    if cfg.data.dev_holdout > 0 {
+        if cfg.data.dev.is_some() {
+            bail!("[data]: give either dev or dev_holdout, not both");
+        }
+        (train_pairs, held_out) =
+            recur::data::hold_out_sources(train_pairs, cfg.data.dev_holdout, cfg.train.seed);
+    }
     let (src_vocab, tgt_vocab, cfg) = if resume {
         // The model and data must be the run's own; training (more epochs) and decoding options
         // may change.
@@ -131,7 +139,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     }
     let mut dev = match &cfg.data.dev {
         Some(p) => dev_examples(&read_pairs(p, &cfg)?, toks, (&src_vocab, &tgt_vocab)),
-        None => Vec::new(),
+        None => dev_examples(&held_out, toks, (&src_vocab, &tgt_vocab)),
     };
     if cfg.data.src_eos {
         // As `Transducer::encode_source` does for translation.

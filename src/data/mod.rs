@@ -15,7 +15,7 @@ pub mod vocab;
 pub use batch::{encode_pairs, make_batches, Batch, BatchOptions, EncodeOptions, Encoded, Example};
 pub use metrics::{evaluate, levenshtein, EvalReport, References};
 pub use token::Tokenizer;
-pub use tsv::{read_parallel_tsv, Pair, SkippedLine, TsvOptions, TsvReport};
+pub use tsv::{hold_out_sources, read_parallel_tsv, Pair, SkippedLine, TsvOptions, TsvReport};
 pub use vocab::{Vocab, VocabBuilder, BOS, EOS, PAD, UNK};
 
 #[cfg(test)]

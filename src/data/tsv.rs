@@ -155,6 +155,23 @@ fn parse_line(
     Ok(Some((src.to_owned(), tgt.to_owned())))
 }
 
+/// Splits `pairs` into (train, dev) by holding out `n` distinct sources, chosen by a seeded
+/// shuffle, together with every pair of each chosen source: a word with several pronunciations or
+/// romanizations is wholly on one side, so dev never sees a training source. Order within each
+/// side is the file's order. For corpora without a dev file, such as the CMUdict split.
+pub fn hold_out_sources(pairs: Vec<Pair>, n: usize, seed: u64) -> (Vec<Pair>, Vec<Pair>) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut sources: Vec<&str> = pairs.iter().map(|p| p.src.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    sources.shuffle(&mut rng);
+    let held: std::collections::HashSet<String> =
+        sources.iter().take(n).map(|s| s.to_string()).collect();
+    pairs.into_iter().partition(|p| !held.contains(&p.src))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +273,26 @@ mod tests {
         let err = read_parallel_tsv("/nonexistent/x.tsv", &TsvOptions::new(0, 1)).unwrap_err();
         assert!(matches!(err, Error::Io { .. }));
         assert!(err.to_string().contains("/nonexistent/x.tsv"));
+    }
+
+    #[test]
+    fn hold_out_keeps_each_source_on_one_side() {
+        let pair = |s: &str, t: &str| Pair { src: s.into(), tgt: t.into(), line: 0 };
+        let words = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let mut pairs: Vec<Pair> = words.iter().map(|w| pair(w, "1")).collect();
+        pairs.push(pair("c", "2"));
+        pairs.push(pair("f", "2"));
+        let (train, dev) = hold_out_sources(pairs.clone(), 3, 7);
+        let dev_src: std::collections::HashSet<_> = dev.iter().map(|p| p.src.clone()).collect();
+        assert_eq!(dev_src.len(), 3);
+        assert_eq!(train.len() + dev.len(), pairs.len());
+        assert!(train.iter().all(|p| !dev_src.contains(&p.src)));
+        // The same seed gives the same split; another seed (here) another one.
+        let (train2, dev2) = hold_out_sources(pairs.clone(), 3, 7);
+        assert_eq!((train, dev), (train2, dev2));
+        let (_, dev3) = hold_out_sources(pairs.clone(), 3, 8);
+        assert_ne!(dev3.iter().map(|p| p.src.clone()).collect(), dev_src);
+        assert_eq!(hold_out_sources(pairs.clone(), 0, 7).1, vec![]);
+        assert_eq!(hold_out_sources(pairs, 100, 7).0, vec![]);
     }
 }
