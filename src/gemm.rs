@@ -185,6 +185,11 @@ pub fn matmul_packed(
     };
     let c_addr = c.as_mut_ptr() as usize;
     let run = |first: usize, last: usize| {
+        if m == 1 {
+            // One row (a matrix-vector product): op(a) is contiguous whatever `ta`, no packing.
+            // SAFETY: as below; the row has k elements.
+            return unsafe { avx2::row(c_addr as *mut f32, &a[..k], b, first, last, accumulate) };
+        }
         thread_local!(static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
         // SAFETY: each call writes only the columns of its own panels [first, last) of `c`.
         APACK.with(|buf| unsafe {
@@ -417,25 +422,100 @@ mod avx2 {
                 hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
             }
         }
-        let mut buf = [0.0f32; NR];
         for r in 0..R {
-            let row = c.add(r * ldc);
-            if cols == NR {
-                let (mut x0, mut x1) = (lo[r], hi[r]);
-                if accumulate {
-                    x0 = _mm256_add_ps(_mm256_loadu_ps(row), x0);
-                    x1 = _mm256_add_ps(_mm256_loadu_ps(row.add(8)), x1);
-                }
-                _mm256_storeu_ps(row, x0);
-                _mm256_storeu_ps(row.add(8), x1);
-            } else {
-                // Edge panel: the same sums, written through a buffer.
-                _mm256_storeu_ps(buf.as_mut_ptr(), lo[r]);
-                _mm256_storeu_ps(buf.as_mut_ptr().add(8), hi[r]);
-                for (j, &v) in buf[..cols].iter().enumerate() {
-                    *row.add(j) = if accumulate { *row.add(j) + v } else { v };
-                }
+            store(c.add(r * ldc), lo[r], hi[r], cols, accumulate);
+        }
+    }
+
+    /// Stores (or adds) one row's 16 sums `lo`, `hi` into its first `cols` columns at `row`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store(row: *mut f32, lo: __m256, hi: __m256, cols: usize, accumulate: bool) {
+        if cols == NR {
+            let (mut x0, mut x1) = (lo, hi);
+            if accumulate {
+                x0 = _mm256_add_ps(_mm256_loadu_ps(row), x0);
+                x1 = _mm256_add_ps(_mm256_loadu_ps(row.add(8)), x1);
             }
+            _mm256_storeu_ps(row, x0);
+            _mm256_storeu_ps(row.add(8), x1);
+        } else {
+            // Edge panel: the same sums, written through a buffer.
+            let mut buf = [0.0f32; NR];
+            _mm256_storeu_ps(buf.as_mut_ptr(), lo);
+            _mm256_storeu_ps(buf.as_mut_ptr().add(8), hi);
+            for (j, &v) in buf[..cols].iter().enumerate() {
+                *row.add(j) = if accumulate { *row.add(j) + v } else { v };
+            }
+        }
+    }
+
+    /// Panels walked together by [`row`]: 2·[`ROW_PANELS`] independent FMA chains hide the FMA
+    /// latency that a single 1×16 tile (two chains) waits on.
+    const ROW_PANELS: usize = 4;
+
+    /// The product of one row `a` (`k` contiguous elements of op(a)) for panels `[first, last)`:
+    /// the same k-blocks and the same FMA chain per element as [`tile`]`::<1>`, so the same bits
+    /// as that row inside any larger product.
+    ///
+    /// SAFETY: caller guarantees AVX2 and FMA, and that `c` points to `b.n` floats of which this
+    /// call may write the columns of its panels.
+    pub(super) unsafe fn row(
+        c: *mut f32,
+        a: &[f32],
+        b: &PackedB,
+        first: usize,
+        last: usize,
+        accumulate: bool,
+    ) {
+        let k = b.k;
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = KC.min(k - p0);
+            let acc = accumulate || p0 > 0;
+            let ap = a.as_ptr().add(p0);
+            let mut jp = first;
+            while jp < last {
+                let group = ROW_PANELS.min(last - jp);
+                match group {
+                    4 => row_panels::<4>(kc, ap, b, p0, jp, c, acc),
+                    3 => row_panels::<3>(kc, ap, b, p0, jp, c, acc),
+                    2 => row_panels::<2>(kc, ap, b, p0, jp, c, acc),
+                    _ => row_panels::<1>(kc, ap, b, p0, jp, c, acc),
+                }
+                jp += group;
+            }
+            p0 += kc;
+        }
+    }
+
+    /// P panels from `jp` on, depths `p0..p0+kc`, for one row: `acc[q] = Σ_p a[p] · panel_q[p]`
+    /// in order of p, then stored (or added) into `c`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_panels<const P: usize>(
+        kc: usize,
+        a: *const f32,
+        b: &PackedB,
+        p0: usize,
+        jp: usize,
+        c: *mut f32,
+        accumulate: bool,
+    ) {
+        let (n, k) = (b.n, b.k);
+        let base = b.data.as_ptr().add(jp * k * NR + p0 * NR);
+        let mut lo = [_mm256_setzero_ps(); P];
+        let mut hi = [_mm256_setzero_ps(); P];
+        for p in 0..kc {
+            let av = _mm256_broadcast_ss(&*a.add(p));
+            for q in 0..P {
+                let panel = base.add(q * k * NR + p * NR);
+                lo[q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(panel), lo[q]);
+                hi[q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(panel.add(8)), hi[q]);
+            }
+        }
+        for q in 0..P {
+            let j = (jp + q) * NR;
+            store(c.add(j), lo[q], hi[q], NR.min(n - j), accumulate);
         }
     }
 }
@@ -535,6 +615,37 @@ mod tests {
                 threads,
             );
             assert_eq!(&c[5 * n..6 * n], &alone[..], "m={m} threads={threads}");
+        }
+    }
+
+    /// The one-row path (m = 1, no packing of op(a), several panels at once) gives the bits of
+    /// that row inside a larger product: every panel-group remainder, edge panels, several
+    /// k-blocks, overwrite and accumulate, both layouts of op(a).
+    #[test]
+    fn one_row_equals_its_row_in_a_batch() {
+        for &(n, k) in &[(16, 5), (48, 300), (70, 513), (130, 256), (1, 9), (200, 40)] {
+            let b = data(n * k, 5);
+            let packed = PackedB::new(&b, Trans::T, k, n);
+            let m = 7;
+            let a = data(m * k, 6);
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            for accumulate in [false, true] {
+                let init = data(m * n, 7);
+                let mut batch = init.clone();
+                matmul_packed(&mut batch, &a, Trans::N, &packed, m, accumulate, 1);
+                let mut batch_t = init.clone();
+                matmul_packed(&mut batch_t, &at, Trans::T, &packed, m, accumulate, 2);
+                assert_eq!(batch, batch_t, "n={n} k={k}");
+                for r in 0..m {
+                    let mut one = init[r * n..(r + 1) * n].to_vec();
+                    let row = &a[r * k..(r + 1) * k];
+                    matmul_packed(&mut one, row, Trans::N, &packed, 1, accumulate, 1);
+                    assert_eq!(&one[..], &batch[r * n..(r + 1) * n], "n={n} k={k} row {r}");
+                    let mut one_t = init[r * n..(r + 1) * n].to_vec();
+                    matmul_packed(&mut one_t, row, Trans::T, &packed, 1, accumulate, 2);
+                    assert_eq!(one_t, one, "n={n} k={k} row {r} (T)");
+                }
+            }
         }
     }
 }
