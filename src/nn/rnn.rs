@@ -12,6 +12,8 @@
 //! sequence's state after its own last element, and the reverse direction starts at that last
 //! element. A length of 0 is allowed: zero output, `h_n` = the initial state.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir};
@@ -560,15 +562,16 @@ impl Rnn {
         Tensor::from_vec(&shape, v).expect("state shape")
     }
 
-    /// A caller-layout sequence tensor (input or ∂output) into internal `[T, B, w]`.
-    fn seq_in(&self, lay: &Layout, t: &Tensor, width: usize) -> Vec<f32> {
+    /// A caller-layout sequence tensor (input or ∂output) into internal `[T, B, w]`: borrowed
+    /// when it already is (time-major, no reordering), copied otherwise.
+    fn seq_in<'a>(&self, lay: &Layout, t: &'a Tensor, width: usize) -> Cow<'a, [f32]> {
         let tm = if lay.batch_first && !lay.unbatched {
-            t.transpose01().into_vec()
+            Cow::Owned(t.transpose01().into_vec())
         } else {
-            t.data().to_vec()
+            Cow::Borrowed(t.data())
         };
         match &lay.perm {
-            Some(p) => gather(&tm, p, lay.steps, width),
+            Some(p) => Cow::Owned(gather(&tm, p, lay.steps, width)),
             None => tm,
         }
     }
@@ -645,7 +648,7 @@ impl Rnn {
             // Inter-layer dropout: on the inputs of layers > 0, in training only.
             let mask = match rng.as_deref_mut() {
                 Some(r) if layer > 0 => {
-                    Dropout::new(self.cfg.dropout)?.forward_inplace(&mut x, true, r)
+                    Dropout::new(self.cfg.dropout)?.forward_inplace(x.to_mut(), true, r)
                 }
                 _ => None,
             };
@@ -696,16 +699,16 @@ impl Rnn {
             let y = interleave(outs, tb, ho);
             if train {
                 caches.push(LayerCache {
-                    input: std::mem::take(&mut x),
+                    input: std::mem::take(&mut x).into_owned(),
                     mask,
                     dirs: traces.into_iter().flatten().collect(),
                 });
             }
-            x = y;
+            x = Cow::Owned(y);
         }
         let out_w = self.cfg.output_size();
         let output = RnnOutput {
-            output: self.seq_out(&lay, x, out_w),
+            output: self.seq_out(&lay, x.into_owned(), out_w),
             h_n: self.state_out(&lay, h_all, ho),
             c_n: is_lstm.then(|| self.state_out(&lay, c_all, hid)),
         };
@@ -748,7 +751,7 @@ impl Rnn {
                         fmt_shape(g.shape()),
                     ));
                 }
-                self.seq_in(lay, g, out_w)
+                self.seq_in(lay, g, out_w).into_owned()
             }
         };
         let mut dh_all = self.state_in(lay, grad_h_n, ho, "grad_h_n")?;
