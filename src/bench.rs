@@ -338,7 +338,7 @@ fn greedy_loop(
 ) -> Result<usize> {
     let (mem, mut state) = model.encode(src, lengths)?;
     // Packed once per decode, as `inference::translate` does.
-    let packed = model.decoder.rnn.pack();
+    let packed = model.decoder.pack();
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
     let mut y = vec![start as i64; b];
     let mut done = vec![false; b];

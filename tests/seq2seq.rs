@@ -65,7 +65,7 @@ fn beam_of_one_is_exactly_greedy() {
                 recur::seq2seq::inference::DecodeState {
                     memory,
                     decoder,
-                    packed: std::sync::Arc::new(m.decoder.rnn.pack()),
+                    packed: std::sync::Arc::new(m.decoder.pack()),
                 }
             },
             &sources().iter().map(|s| s.len()).collect::<Vec<_>>(),

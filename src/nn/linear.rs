@@ -1,7 +1,7 @@
 //! `torch.nn.Linear`: `y = x · Wᵀ + b` over the last dimension, with its backward pass.
 
 use crate::error::{Error, Result};
-use crate::gemm::{matmul, num_threads, Trans};
+use crate::gemm::{matmul, matmul_packed, num_threads, PackedB, Trans};
 use crate::module::{Module, Param, Rng64};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -113,9 +113,37 @@ impl Linear {
 
     /// Forward on raw rows without allocating: `x` `[rows, in]` → `out` `[rows, out]` (overwritten).
     pub fn forward_rows(&self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+        self.forward_rows_with(None, x, rows, out)
+    }
+
+    /// The weight packed for [`Linear::forward_rows_with`] (`op = Wᵀ`): pack once, then run many
+    /// forwards (decoder steps) without re-packing. Stale once the weight changes.
+    pub fn pack(&self) -> PackedB {
+        let (inf, outf) = (self.in_features(), self.out_features());
+        PackedB::new(self.weight.value.data(), Trans::T, inf, outf)
+    }
+
+    /// [`Linear::forward_rows`] with the weight packed by [`Linear::pack`] when given (the same
+    /// results, bit for bit); `None` packs it for this call.
+    pub fn forward_rows_with(
+        &self,
+        packed: Option<&PackedB>,
+        x: &[f32],
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
         let (inf, outf) = (self.in_features(), self.out_features());
         self.check_rows("Linear.forward_rows", "x", x.len(), rows, inf)?;
         self.check_rows("Linear.forward_rows", "out", out.len(), rows, outf)?;
+        if let Some(p) = packed {
+            if (p.k(), p.n()) != (inf, outf) {
+                return Err(Error::shape(
+                    "Linear.forward_rows_with",
+                    format!("a packed weight of {inf} x {outf}"),
+                    format!("{} x {}", p.k(), p.n()),
+                ));
+            }
+        }
         // Start from the bias so the GEMM adds x·Wᵀ in the same pass.
         let accumulate = match &self.bias {
             Some(b) => {
@@ -126,18 +154,21 @@ impl Linear {
             }
             None => false,
         };
-        matmul(
-            out,
-            x,
-            Trans::N,
-            self.weight.value.data(),
-            Trans::T,
-            rows,
-            outf,
-            inf,
-            accumulate,
-            num_threads(),
-        );
+        match packed {
+            Some(p) => matmul_packed(out, x, Trans::N, p, rows, accumulate, num_threads()),
+            None => matmul(
+                out,
+                x,
+                Trans::N,
+                self.weight.value.data(),
+                Trans::T,
+                rows,
+                outf,
+                inf,
+                accumulate,
+                num_threads(),
+            ),
+        }
         Ok(())
     }
 
@@ -295,6 +326,26 @@ mod tests {
             let x1 = randn(&[5], &mut rng);
             assert_eq!(l.forward(&x1).unwrap().shape(), [4]);
         }
+    }
+
+    #[test]
+    fn packed_forward_is_bit_identical() {
+        let mut rng = seeded_rng(6);
+        for (bias, rows) in [(true, 1), (false, 1), (true, 9)] {
+            let l = Linear::new(300, 37, bias, &mut rng);
+            let x = randn(&[rows, 300], &mut rng);
+            let (mut a, mut b) = (vec![0.0; rows * 37], vec![1.0; rows * 37]);
+            l.forward_rows(x.data(), rows, &mut a).unwrap();
+            l.forward_rows_with(Some(&l.pack()), x.data(), rows, &mut b)
+                .unwrap();
+            assert_eq!(a, b, "bias {bias}, {rows} rows");
+        }
+        let l = Linear::new(300, 37, true, &mut rng);
+        let wrong = Linear::new(37, 300, true, &mut rng).pack();
+        let mut out = [0.0; 37];
+        assert!(l
+            .forward_rows_with(Some(&wrong), &[0.0; 300], 1, &mut out)
+            .is_err());
     }
 
     #[test]

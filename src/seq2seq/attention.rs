@@ -13,6 +13,7 @@
 //! A source of length 0 attends to nothing: a = 0 and c = 0.
 
 use crate::error::Result;
+use crate::gemm::PackedB;
 use crate::kernels::tanh;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::linear::Linear;
@@ -196,15 +197,17 @@ impl Bahdanau {
         Ok(a)
     }
 
-    /// Steps (1)–(4) for queries `q` `[B, Q]`.
-    pub fn attend(&self, q: &[f32], mem: &Memory) -> Result<Attended> {
+    /// Steps (1)–(4) for queries `q` `[B, Q]`; `w_query`: `W_query` packed by
+    /// [`Linear::pack`] (decoding), or `None` to pack it for this call.
+    pub fn attend(&self, q: &[f32], mem: &Memory, w_query: Option<&PackedB>) -> Result<Attended> {
         let (bsz, s, a_dim) = (mem.rows(), mem.steps, mem.proj_dim);
-        let wq = self.w_query.forward(&rows_tensor(q.to_vec(), bsz))?;
+        let mut wq = vec![0.0f32; bsz * a_dim]; // (B, A)
+        self.w_query.forward_rows_with(w_query, q, bsz, &mut wq)?;
         let v = self.v.weight.value.data();
         let mut t = vec![0.0f32; bsz * s * a_dim];
         let mut scores = vec![0.0f32; bsz * s];
         for b in 0..bsz {
-            let wq_b = &wq.data()[b * a_dim..][..a_dim];
+            let wq_b = &wq[b * a_dim..][..a_dim];
             for j in 0..mem.lengths[b] {
                 let idx = (b * s + j) * a_dim;
                 let (tj, kp) = (&mut t[idx..][..a_dim], &mem.proj[idx..][..a_dim]);
@@ -350,9 +353,10 @@ impl Attention {
             Attention::Luong(Luong { w_key: Some(w), .. }) => w,
             _ => return Ok((Vec::new(), 0)),
         };
-        let out = w.forward(&rows_tensor(keys.to_vec(), rows))?;
-        let dim = out.dim(1);
-        Ok((out.into_vec(), dim))
+        let dim = w.out_features();
+        let mut out = vec![0.0f32; rows * dim]; // (B·S, A or K)
+        w.forward_rows(keys, rows, &mut out)?;
+        Ok((out, dim))
     }
 
     /// Backward of [`Attention::project_keys`]: ∂proj into `W_key`'s gradient and ∂keys.

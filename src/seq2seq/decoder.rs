@@ -14,6 +14,7 @@
 use super::attention::{rows_tensor, Attended, Attention, Bahdanau, Luong, Memory, MemoryGrad};
 use super::config::{AttentionKind, Seq2SeqConfig, PAD};
 use crate::error::Result;
+use crate::gemm::PackedB;
 use crate::kernels::tanh;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
@@ -105,6 +106,18 @@ pub struct StepCache {
     /// The output layer's input after dropout, and the dropout mask.
     z: Vec<f32>,
     out_mask: Option<Vec<f32>>,
+}
+
+/// The decoder's weights packed once for decoding by [`Decoder::pack`]: every weight a step
+/// multiplies by, so that no step re-packs one. Stale once the parameters change.
+#[derive(Clone, Debug)]
+pub struct DecoderPacked {
+    /// The recurrent layers.
+    rnn: RnnPacked,
+    /// Bahdanau `W_query` or Luong `W_combine` (none without attention).
+    attention: Option<PackedB>,
+    /// The output layer `out`.
+    out: PackedB,
 }
 
 /// The decoder.
@@ -214,39 +227,50 @@ impl Decoder {
         DecoderState { rnn, feed }
     }
 
+    /// Every weight a step multiplies by, packed once for a whole decode (see [`Decoder::step`]).
+    pub fn pack(&self) -> DecoderPacked {
+        DecoderPacked {
+            rnn: self.rnn.pack(),
+            attention: match &self.attention {
+                Attention::None => None,
+                Attention::Bahdanau(a) => Some(a.w_query.pack()),
+                Attention::Luong(l) => Some(l.w_combine.pack()),
+            },
+            out: self.out.pack(),
+        }
+    }
+
     /// One step from previous tokens `prev` (B): logits (B, V), attention weights (B, S) (empty
     /// without attention) and the next state; with `rng`, trains and returns the cache.
-    /// `packed`: the recurrent weights from `self.rnn.pack()`, to skip re-packing them at every
-    /// step when decoding (ignored in training).
+    /// `packed`: the weights from [`Decoder::pack`], to skip re-packing them at every step when
+    /// decoding (the same results, bit for bit; ignored in training).
     pub fn step(
         &self,
         prev: &[i64],
         state: &DecoderState,
         mem: &Memory,
         mut rng: Option<&mut Rng64>,
-        packed: Option<&RnnPacked>,
+        packed: Option<&DecoderPacked>,
     ) -> Result<(Tensor, Vec<f32>, DecoderState, Option<StepCache>)> {
         let (b, hd) = (prev.len(), self.hidden);
+        let train = rng.is_some();
+        let packed = packed.filter(|_| !train);
+        let attn_w = packed.and_then(|p| p.attention.as_ref());
         let mut e = self.embedding.forward(prev, &[b])?.into_vec(); // (B, E)
         let emb_mask = rng
             .as_deref_mut()
             .and_then(|r| self.dropout.forward_inplace(&mut e, true, r));
         // Attention before the recurrence (Bahdanau) or the input-feeding vector (Luong).
-        let (query, att_pre, x) = match &self.attention {
-            Attention::None => (Vec::new(), None, e.clone()),
+        let (att_pre, x) = match &self.attention {
+            Attention::None => (None, e.clone()),
             Attention::Bahdanau(a) => {
-                let q = top(&state.rnn.h).to_vec(); // (B, Hd)
-                let att = a.attend(&q, mem)?;
-                let x = cat_rows(&[(&e, self.emb_dim), (&att.context, mem.key_dim)], b);
-                (q, Some(att), x)
+                let att = a.attend(top(&state.rnn.h), mem, attn_w)?; // context (B, K)
+                let x = cat_rows(&[(&e, self.emb_dim), (&att.context, mem.key_dim)], b); // (B, E+K)
+                (Some(att), x)
             }
-            Attention::Luong(_) => (
-                Vec::new(),
-                None,
-                cat_rows(&[(&e, self.emb_dim), (&state.feed, hd)], b),
-            ),
+            Attention::Luong(_) => (None, cat_rows(&[(&e, self.emb_dim), (&state.feed, hd)], b)),
         };
-        let x = Tensor::from_vec(&[1, b, x.len() / b.max(1)], x)?;
+        let x = Tensor::from_vec(&[1, b, x.len() / b.max(1)], x)?; // (1, B, E+K or E or E+Hd)
         let (o, rnn_cache) = match rng.as_deref_mut() {
             Some(r) => {
                 let (o, c) = self.rnn.forward_train(&x, None, Some(&state.rnn), r)?;
@@ -254,14 +278,20 @@ impl Decoder {
             }
             None => match packed {
                 Some(p) => (
-                    self.rnn.forward_packed(p, &x, None, Some(&state.rnn))?,
+                    self.rnn
+                        .forward_packed(&p.rnn, &x, None, Some(&state.rnn))?,
                     None,
                 ),
                 None => (self.rnn.forward(&x, None, Some(&state.rnn))?, None),
             },
         };
-        let s_top = o.output.data().to_vec(); // (B, Hd)
+        let s_top = o.output.into_vec(); // (B, Hd)
         let next_rnn = RnnState { h: o.h_n, c: o.c_n };
+        // Bahdanau's query for backward: the previous top state (B, Hd).
+        let query = match &self.attention {
+            Attention::Bahdanau(_) if train => top(&state.rnn.h).to_vec(),
+            _ => Vec::new(),
+        };
         let (mut z, query, att, combine_in, feed_out) = match &self.attention {
             Attention::None => (s_top, query, None, Vec::new(), Vec::new()),
             Attention::Bahdanau(_) => {
@@ -278,8 +308,9 @@ impl Decoder {
             }
             Attention::Luong(l) => {
                 let att = l.attend(&s_top, mem)?;
-                let u = cat_rows(&[(&att.context, mem.key_dim), (&s_top, hd)], b);
-                let mut f = l.w_combine.forward(&rows_tensor(u.clone(), b))?.into_vec();
+                let u = cat_rows(&[(&att.context, mem.key_dim), (&s_top, hd)], b); // (B, K+Hd)
+                let mut f = vec![0.0f32; b * hd]; // (B, Hd)
+                l.w_combine.forward_rows_with(attn_w, &u, b, &mut f)?;
                 f.iter_mut().for_each(|v| *v = tanh(*v));
                 (f.clone(), s_top, Some(att), u, f)
             }
@@ -289,10 +320,10 @@ impl Decoder {
             rnn: next_rnn,
             feed: feed_out.clone(),
         };
-        let out_mask = rng
-            .as_deref_mut()
-            .and_then(|r| self.dropout.forward_inplace(&mut z, true, r));
-        let logits = self.out.forward(&rows_tensor(z.clone(), b))?;
+        let out_mask = rng.and_then(|r| self.dropout.forward_inplace(&mut z, true, r));
+        let mut logits = Tensor::zeros(&[b, self.out.out_features()]); // (B, V)
+        self.out
+            .forward_rows_with(packed.map(|p| &p.out), &z, b, logits.data_mut())?;
         let cache = rnn_cache.map(|rnn| StepCache {
             prev: prev.to_vec(),
             emb_mask,

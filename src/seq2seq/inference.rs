@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use super::attention::Memory;
-use super::decoder::DecoderState;
+use super::decoder::{DecoderPacked, DecoderState};
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
 use super::{Seq2Seq, PAD};
 use crate::error::Result;
-use crate::nn::RnnPacked;
 
 /// What decoding carries per row: the source's attention memory and the decoder state.
 #[derive(Clone, Debug)]
@@ -17,8 +16,8 @@ pub struct DecodeState {
     pub memory: Memory,
     /// Decoder state, one row per hypothesis.
     pub decoder: DecoderState,
-    /// The decoder's recurrent weights, packed once for every step.
-    pub packed: Arc<RnnPacked>,
+    /// The decoder's weights, packed once for every step ([`super::decoder::Decoder::pack`]).
+    pub packed: Arc<DecoderPacked>,
 }
 
 impl StepModel for Seq2Seq {
@@ -96,7 +95,7 @@ pub fn translate(
     let mut state = DecodeState {
         memory,
         decoder,
-        packed: Arc::new(model.decoder.rnn.pack()),
+        packed: Arc::new(model.decoder.pack()),
     };
     decode(model, &mut state, &lengths, opts)
 }

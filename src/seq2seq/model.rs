@@ -138,10 +138,10 @@ impl Seq2Seq {
         let t = tgt_in.len() / b;
         let v = self.config.tgt_vocab;
         let mut logits = Vec::with_capacity(t * b * v);
+        let packed = self.decoder.pack();
         for i in 0..t {
-            let (l, _, next, _) =
-                self.decoder
-                    .step(&tgt_in[i * b..][..b], &state, &mem, None, None)?;
+            let prev = &tgt_in[i * b..][..b];
+            let (l, _, next, _) = self.decoder.step(prev, &state, &mem, None, Some(&packed))?;
             logits.extend_from_slice(l.data());
             state = next;
         }
