@@ -47,7 +47,7 @@ PYEOF
   "$VPY" -m pip install -q "${DEPS[@]}"
 fi
 
-"$VPY" -m pip install -q numpy "g2p_en==2.1.0"
+"$VPY" -m pip install -q numpy safetensors "g2p_en==2.1.0"
 
 # g2p_en's import calls nltk.download() (no network here); bench/g2p_en_numpy.py stubs it out.
 "$VPY" -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'threads', torch.get_num_threads()); print('numpy', numpy.__version__)"

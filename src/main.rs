@@ -55,7 +55,9 @@ impl Decode {
             nbest: self.nbest.clamp(1, beam),
             length_penalty: self.alpha,
             max_len: max_len.unwrap_or(500),
+            // An explicit cap: a ratio that never binds (unset means the per-source rule).
             max_len_ratio: if max_len.is_some() { Some(1e6) } else { None },
+            max_len_offset: 0,
             min_len: self.min_len,
             return_attention: attention,
         }

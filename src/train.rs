@@ -160,13 +160,15 @@ pub fn exact_match(model: &Seq2Seq, dev: &[DevExample], max_len_ratio: f32) -> R
         return Ok(0.0);
     }
     let mut correct = 0usize;
+    // Each source's own cap (not its chunk's), so the score does not depend on batching.
+    let opts = DecodeOptions {
+        beam_size: 1,
+        max_len: 500,
+        max_len_ratio: Some(max_len_ratio),
+        max_len_offset: 5,
+        ..DecodeOptions::default()
+    };
     for chunk in dev.chunks(256) {
-        let longest = chunk.iter().map(|d| d.src.len()).max().unwrap_or(0);
-        let opts = DecodeOptions {
-            beam_size: 1,
-            max_len: (max_len_ratio * longest as f32).ceil() as usize + 5,
-            ..DecodeOptions::default()
-        };
         let srcs: Vec<Vec<i64>> = chunk.iter().map(|d| d.src.clone()).collect();
         let hyps = translate(model, &srcs, &opts)?;
         for (d, h) in chunk.iter().zip(hyps) {

@@ -7,8 +7,8 @@
 //!
 //! Semantics (shared by [`greedy`] and [`beam_search`]):
 //! - Every hypothesis starts from [`BOS`]; returned tokens contain neither BOS nor EOS.
-//! - Length cap per source: `cap = max_len`, or `min(max_len, ceil(ratio * src_len))` when
-//!   `max_len_ratio` is set. `cap` counts output tokens (EOS excluded): a hypothesis that reaches
+//! - Length cap per source: `cap = max_len`, or `min(max_len, ceil(ratio * src_len) + offset)`
+//!   when `max_len_ratio` is set (`offset` is `max_len_offset`). `cap` counts output tokens (EOS excluded): a hypothesis that reaches
 //!   `cap` tokens without EOS is finished with `truncated = true`; its `log_prob` has no EOS term.
 //! - An empty source (`src_len == 0`) decodes to an empty output (`log_prob = score = 0`, not
 //!   truncated) without any model step. With `cap == 0` on a non-empty source the output is empty
@@ -78,8 +78,10 @@ pub struct DecodeOptions {
     pub nbest: usize,
     /// Absolute cap on output tokens (EOS excluded).
     pub max_len: usize,
-    /// When set (finite, > 0), the cap is `min(max_len, ceil(ratio * src_len))`.
+    /// When set (finite, > 0), the cap is `min(max_len, ceil(ratio * src_len) + max_len_offset)`.
     pub max_len_ratio: Option<f32>,
+    /// Added to the ratio term of the cap (ignored without `max_len_ratio`).
+    pub max_len_offset: usize,
     /// EOS is forbidden before a hypothesis has this many tokens.
     pub min_len: usize,
     /// GNMT length-penalty exponent alpha (0 = rank by raw log-probability sum).
@@ -95,6 +97,7 @@ impl Default for DecodeOptions {
             nbest: 1,
             max_len: 100,
             max_len_ratio: None,
+            max_len_offset: 0,
             min_len: 0,
             length_penalty: 0.0,
             return_attention: false,
@@ -129,7 +132,9 @@ impl DecodeOptions {
     pub fn cap(&self, src_len: usize) -> usize {
         match self.max_len_ratio {
             // f32 arithmetic on purpose: `1.2 * 10` is 12, as a user expects.
-            Some(r) => self.max_len.min((r * src_len as f32).ceil() as usize),
+            Some(r) => self
+                .max_len
+                .min((r * src_len as f32).ceil() as usize + self.max_len_offset),
             None => self.max_len,
         }
     }
