@@ -281,11 +281,14 @@ fn train(
         progress: !quiet,
     };
     let s = cli::train::run(cfg, &args)?;
+    let dev = match s.best_accuracy {
+        Some(acc) => format!("best dev exact match {:.2}%", acc * 100.0),
+        None => "no dev set (best = last)".to_string(),
+    };
     println!(
-        "{} steps in {:.1} s; best dev exact match {:.2}%; model: {}",
+        "{} steps in {:.1} s; {dev}; model: {}",
         s.steps,
         s.seconds,
-        s.best_accuracy * 100.0,
         out.join("best").display()
     );
     Ok(())

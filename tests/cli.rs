@@ -187,5 +187,72 @@ fn bad_input_is_an_error_naming_the_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing-model"));
+
+    // Invalid UTF-8 and an empty file: errors naming the file (and line); no panic (exit 1).
+    std::fs::write(dir.join("bad8.tsv"), b"ab\tcd\nx\xffy\tz\n").unwrap();
+    std::fs::write(dir.join("empty.tsv"), b"").unwrap();
+    for (file, want) in [
+        ("bad8.tsv", "bad8.tsv:2: invalid UTF-8"),
+        ("empty.tsv", "empty.tsv: no examples"),
+    ] {
+        let out = recur()
+            .args(["train", "--quiet", "--set"])
+            .arg(format!("data.train={:?}", dir.join(file)))
+            .arg("--out")
+            .arg(dir.join("o"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    // --skip-bad-lines counts and reports instead.
+    let out = recur()
+        .args([
+            "train",
+            "--quiet",
+            "--set",
+            "train.max_steps=1",
+            "--set",
+            "data.skip_bad_lines=true",
+            "--set",
+        ])
+        .arg(format!("data.train={:?}", dir.join("bad8.tsv")))
+        .arg("--out")
+        .arg(dir.join("o"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("skipped 1 bad lines (first: line 2"), "{err}");
+
+    // A corrupt model directory: a truncated model.safetensors, then a broken config.json.
+    let model = dir.join("corrupt-model");
+    std::fs::create_dir_all(&model).unwrap();
+    let pretrained = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/hi-translit");
+    for f in ["config.json", "src_vocab.json", "tgt_vocab.json"] {
+        std::fs::copy(pretrained.join(f), model.join(f)).unwrap();
+    }
+    let weights = std::fs::read(pretrained.join("model.safetensors")).unwrap();
+    std::fs::write(model.join("model.safetensors"), &weights[..5000]).unwrap();
+    std::fs::write(model.join("bad.txt"), "ghar\n").unwrap();
+    let translate = || {
+        recur()
+            .args(["translate", "--input"])
+            .arg(model.join("bad.txt"))
+            .arg("--model")
+            .arg(&model)
+            .output()
+            .unwrap()
+    };
+    let out = translate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("model.safetensors: corrupt"), "{err}");
+    std::fs::write(model.join("config.json"), "{\n").unwrap();
+    let out = translate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("config.json:2"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

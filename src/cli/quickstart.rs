@@ -43,7 +43,7 @@ pub fn run(root: &Path, out: PathBuf, seconds: f64) -> Result<()> {
         "trained {} steps in {:.0} s; best dev exact match on the first 1000 dev words: {:.1}%",
         summary.steps,
         summary.seconds,
-        summary.best_accuracy * 100.0
+        summary.best_accuracy.unwrap_or(0.0) * 100.0
     );
     let t = Transducer::load(out.join("best"))?;
     let opts = DecodeOptions {

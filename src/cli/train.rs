@@ -190,8 +190,8 @@ pub struct TrainArgs {
 
 /// The result of a run, for callers like `quickstart`.
 pub struct TrainSummary {
-    /// Best dev accuracy.
-    pub best_accuracy: f64,
+    /// Best dev accuracy (None without a dev set).
+    pub best_accuracy: Option<f64>,
     /// Steps.
     pub steps: usize,
     /// Wall time in seconds.
@@ -320,7 +320,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     recur::plot::plot_curves(&records, &out.join("curves.png"))?;
     let p: &Progress = &trainer.progress;
     Ok(TrainSummary {
-        best_accuracy: final_accuracy.max(p.best_accuracy),
+        best_accuracy: (!dev.is_empty()).then(|| final_accuracy.max(p.best_accuracy)),
         steps: p.step,
         seconds: start.elapsed().as_secs_f64(),
     })
