@@ -76,6 +76,8 @@ struct Prepared {
     transducer: Transducer,
     train: Vec<recur::data::Example>,
     dev: Vec<DevExample>,
+    /// Dev accuracy of the model in OUT/best (-inf: none yet).
+    best_saved: f64,
 }
 
 fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
@@ -149,6 +151,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
     }
     let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
     let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;
+    let mut best_saved = f64::NEG_INFINITY;
     if resume {
         Checkpoint::load_model(out.join("last"), &mut trainer.model)?;
         let state =
@@ -159,6 +162,9 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         if let Some(lr) = state.meta["lr"].as_f64() {
             trainer.optimizer.set_lr(lr as f32);
         }
+        best_saved = state.meta["best_saved_accuracy"]
+            .as_f64()
+            .unwrap_or(trainer.progress.best_accuracy);
     }
     transducer.model = trainer.model.clone();
     Ok(Prepared {
@@ -166,13 +172,21 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         transducer,
         train: encoded.examples,
         dev,
+        best_saved,
     })
 }
 
-fn training_state(trainer: &Trainer) -> TrainingState {
+/// The state `--resume` needs. `best_saved` (the accuracy of OUT/best) is kept apart from the
+/// trainer's own best: the final evaluation of a stopped run may write OUT/best without touching
+/// the trainer's state, and a resumed run must not overwrite that checkpoint with a worse one.
+fn training_state(trainer: &Trainer, best_saved: f64) -> TrainingState {
     TrainingState {
         tensors: trainer.optimizer.state_dict(),
-        meta: serde_json::json!({ "progress": trainer.progress, "lr": trainer.optimizer.lr() }),
+        meta: serde_json::json!({
+            "progress": trainer.progress,
+            "lr": trainer.optimizer.lr(),
+            "best_saved_accuracy": best_saved,
+        }),
     }
 }
 
@@ -213,6 +227,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
         mut transducer,
         train,
         dev,
+        mut best_saved,
     } = prepare(cfg, &args.out, args.resume)?;
     let log_path = args.out.join("log.jsonl");
     let log = if args.resume {
@@ -270,10 +285,11 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
             } => {
                 last_acc = *dev_accuracy;
                 transducer.model = tr.model.clone();
-                if *best {
+                if *best && *dev_accuracy > best_saved {
                     transducer.save(out.join("best"), None)?;
+                    best_saved = *dev_accuracy;
                 }
-                transducer.save(out.join("last"), Some(&training_state(tr)))?;
+                transducer.save(out.join("last"), Some(&training_state(tr, best_saved)))?;
             }
         }
         Ok(args.time_limit <= 0.0 || start.elapsed().as_secs_f64() < args.time_limit)
@@ -289,7 +305,6 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     // The final parameters are evaluated too (the run may have stopped between evaluations),
     // read-only: the training state must stay what an uninterrupted run would have.
     transducer.model = trainer.model.clone();
-    let mut final_accuracy = trainer.progress.best_accuracy;
     let evaluated_last = matches!(log_last_event(&log_path)?.as_deref(), Some("eval"));
     if !dev.is_empty() && !evaluated_last {
         let dev_part = if trainer.config.dev_limit > 0 {
@@ -299,7 +314,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
         };
         let acc =
             recur::train::exact_match(&trainer.model, dev_part, trainer.config.dev_max_len_ratio)?;
-        let best = acc > trainer.progress.best_accuracy;
+        let best = acc > trainer.progress.best_accuracy.max(best_saved);
         log.log(&Event::Eval {
             step: trainer.progress.step,
             epoch: trainer.progress.epoch,
@@ -309,10 +324,13 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
         })?;
         if best {
             transducer.save(out.join("best"), None)?;
-            final_accuracy = acc;
+            best_saved = acc;
         }
     }
-    transducer.save(out.join("last"), Some(&training_state(&trainer)))?;
+    transducer.save(
+        out.join("last"),
+        Some(&training_state(&trainer, best_saved)),
+    )?;
     if dev.is_empty() || !out.join("best").exists() {
         transducer.save(out.join("best"), None)?;
     }
@@ -320,7 +338,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<TrainSummary> {
     recur::plot::plot_curves(&records, &out.join("curves.png"))?;
     let p: &Progress = &trainer.progress;
     Ok(TrainSummary {
-        best_accuracy: (!dev.is_empty()).then(|| final_accuracy.max(p.best_accuracy)),
+        best_accuracy: (!dev.is_empty()).then(|| best_saved.max(p.best_accuracy)),
         steps: p.step,
         seconds: start.elapsed().as_secs_f64(),
     })
