@@ -29,29 +29,59 @@ pub fn forward(
 ) {
     let g3 = 3 * hidden;
     for r in 0..rows {
-        let x = &mut xg[r * g3..(r + 1) * g3];
-        let hh = &mut hg[r * g3..(r + 1) * g3];
+        let (xr, rest) = xg[r * g3..(r + 1) * g3].split_at_mut(hidden);
+        let (xz, xn) = rest.split_at_mut(hidden);
+        let (hr, rest) = hg[r * g3..(r + 1) * g3].split_at_mut(hidden);
+        let (hz, hn) = rest.split_at_mut(hidden);
         let h = &mut h[r * hidden..(r + 1) * hidden];
-        for j in 0..hidden {
-            let (br, bz, bn) = match b_hh {
-                Some(b) => (b[j], b[hidden + j], b[2 * hidden + j]),
-                None => (0.0, 0.0, 0.0),
-            };
-            // (1)
-            let rg = sigmoid(x[j] + hh[j] + br);
-            let z = sigmoid(x[hidden + j] + hh[hidden + j] + bz);
-            // (2)
-            let m = hh[2 * hidden + j] + bn;
-            let n = tanh(x[2 * hidden + j] + rg * m);
-            // (3)
-            x[j] = rg;
-            x[hidden + j] = z;
-            x[2 * hidden + j] = n;
-            hh[2 * hidden + j] = m;
-            h[j] = (1.0 - z) * n + z * h[j];
+        match b_hh {
+            Some(b) => {
+                let (br, bz, bn) = (&b[..hidden], &b[hidden..2 * hidden], &b[2 * hidden..g3]);
+                row(xr, xz, xn, hr, hz, hn, h, |j| (br[j], bz[j], bn[j]));
+            }
+            None => row(xr, xz, xn, hr, hz, hn, h, |_| (0.0, 0.0, 0.0)),
         }
     }
 }
+}
+
+/// Steps (1)–(3) on one row; `bias(j)` gives unit j's `(b_hr, b_hz, b_hn)`. Every slice is
+/// `hidden` long, so the loops carry no bounds checks, and each reads or writes at most 6 arrays,
+/// few enough for LLVM to vectorize it without giving up on overlap checks.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row(
+    xr: &mut [f32],
+    xz: &mut [f32],
+    xn: &mut [f32],
+    hr: &[f32],
+    hz: &[f32],
+    hn: &mut [f32],
+    h: &mut [f32],
+    bias: impl Fn(usize) -> (f32, f32, f32),
+) {
+    let n = h.len();
+    let (xr, xz, xn, hr, hz, hn) = (
+        &mut xr[..n],
+        &mut xz[..n],
+        &mut xn[..n],
+        &hr[..n],
+        &hz[..n],
+        &mut hn[..n],
+    );
+    // (1) r and z, into x̂_r and x̂_z.
+    for j in 0..n {
+        let (br, bz, _) = bias(j);
+        xr[j] = sigmoid(xr[j] + hr[j] + br);
+        xz[j] = sigmoid(xz[j] + hz[j] + bz);
+    }
+    // (2) m (into ĥ_n) and n (into x̂_n); (3) h'.
+    for j in 0..n {
+        let m = hn[j] + bias(j).2;
+        let nj = tanh(xn[j] + xr[j] * m);
+        (hn[j], xn[j]) = (m, nj);
+        h[j] = (1.0 - xz[j]) * nj + xz[j] * h[j];
+    }
 }
 
 simd! {
