@@ -16,7 +16,8 @@ use crate::nn::{RnnConfig, RnnMode};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::seq2seq::model::argmax;
 use crate::seq2seq::{
-    AttentionKind, Seq2Seq, Seq2SeqConfig, TokenBatch, TrainOptions, BOS, PAD, UNK,
+    AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, EOS, PAD,
+    UNK,
 };
 use crate::tensor::Tensor;
 
@@ -207,6 +208,8 @@ pub struct Measured {
     pub flops: f64,
     /// Decoder rows per run (w4).
     pub dec_rows: Option<u64>,
+    /// The weights decoded with (w4).
+    pub weights: Option<&'static str>,
 }
 
 impl Measured {
@@ -217,6 +220,7 @@ impl Measured {
             words: false,
             flops,
             dec_rows: None,
+            weights: None,
         }
     }
 }
@@ -330,20 +334,20 @@ fn w3_train(
 /// every row has emitted it (no log-softmax, no hypothesis bookkeeping). Returns the steps run.
 fn greedy_loop(
     model: &Seq2Seq,
+    packed: &Seq2SeqPacked,
     src: &[i64],
     lengths: &[usize],
     start: usize,
     max_steps: usize,
     eos: Option<usize>,
 ) -> Result<usize> {
-    let (mem, mut state) = model.encode(src, lengths)?;
-    // Packed once per decode, as `inference::translate` does.
-    let packed = model.decoder.pack();
+    let (mem, mut state) = model.encode_with(src, lengths, Some(packed))?;
+    let packed = &packed.decoder;
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
     let mut y = vec![start as i64; b];
     let mut done = vec![false; b];
     for step in 1..=max_steps {
-        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None, Some(&packed))?;
+        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None, Some(packed))?;
         state = next;
         for ((yi, row), d) in y
             .iter_mut()
@@ -373,8 +377,9 @@ fn w3_infer(
     let model = Seq2Seq::new(cfg.clone(), &mut rng)?;
     let src = random_tokens(s * b, cfg.src_vocab, &mut rng);
     let lengths = vec![s; b];
+    let packed = model.pack(); // once, as a served model does
     let timing = time_runs(warmup, runs, || {
-        greedy_loop(&model, &src, &lengths, BOS, t, None).map(|_| ())
+        greedy_loop(&model, &packed, &src, &lengths, BOS, t, None).map(|_| ())
     })?;
     Ok(Measured::tokens(
         timing,
@@ -389,7 +394,7 @@ const G2P_EOS: usize = 3;
 const G2P_MAX_STEPS: usize = 20;
 
 /// A g2p_en-sized model: GRU, graphemes 29, phonemes 74, emb 256, hidden 256, 1 layer,
-/// unidirectional, no attention (random weights).
+/// unidirectional, no attention: the shape of g2p_en's model (w4 with random weights).
 pub fn g2p_config() -> Seq2SeqConfig {
     Seq2SeqConfig {
         cell: RnnMode::Gru,
@@ -417,12 +422,51 @@ pub fn g2p_encode(word: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The 1,000 words of `bench/words1000.txt`.
+fn words1000() -> impl Iterator<Item = &'static str> {
+    include_str!("../bench/words1000.txt").split_whitespace()
+}
+
 /// The 1,000 words of `bench/words1000.txt`, encoded.
 pub fn g2p_words() -> Vec<Vec<i64>> {
-    include_str!("../bench/words1000.txt")
-        .split_whitespace()
-        .map(g2p_encode)
-        .collect()
+    words1000().map(g2p_encode).collect()
+}
+
+/// What w4 decodes: a model, its encoded words, its start and end ids, where the weights came from.
+pub struct G2pSetup {
+    model: Seq2Seq,
+    words: Vec<Vec<i64>>,
+    start: usize,
+    eos: usize,
+    weights: &'static str,
+}
+
+impl G2pSetup {
+    /// g2p_en's own weights (`tests/data/g2p_en/checkpoint20.npz`, imported with
+    /// `recur import g2p-en`), as the PyTorch script uses them, so both sides stop decoding where
+    /// g2p_en does; random weights of the same shape when the file is missing.
+    pub fn load() -> Result<Self> {
+        let npz = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/g2p_en/checkpoint20.npz");
+        if !npz.exists() {
+            return Ok(G2pSetup {
+                model: Seq2Seq::new(g2p_config(), &mut seeded_rng(0))?,
+                words: g2p_words(),
+                start: G2P_SOS,
+                eos: G2P_EOS,
+                weights: "random",
+            });
+        }
+        let t = crate::import::g2p_en::import(&npz)?;
+        let words = words1000().map(|w| t.encode_source(w)).collect();
+        Ok(G2pSetup {
+            model: t.model,
+            words,
+            start: BOS,
+            eos: EOS,
+            weights: "g2p_en checkpoint20.npz",
+        })
+    }
 }
 
 /// Pads sequences time-major (S, B) with PAD; returns the ids and the lengths.
@@ -442,19 +486,28 @@ fn pad_time_major(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<usize>) {
 /// W4: greedy g2p decoding of `words` in batches of `batch` (packed encoder; the decoder loop
 /// of a batch stops when every word emitted `</s>`, or after 20 steps). One counting run first
 /// (also a warm-up) gives the rows computed, as in the script.
-fn w4(
-    cfg: &Seq2SeqConfig,
-    words: &[Vec<i64>],
-    batch: usize,
-    warmup: usize,
-    runs: usize,
-) -> Result<Measured> {
-    let model = Seq2Seq::new(cfg.clone(), &mut seeded_rng(0))?;
+fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Measured> {
+    let G2pSetup {
+        model,
+        words,
+        start,
+        eos,
+        weights,
+    } = setup;
     let batches: Vec<_> = words.chunks(batch).map(pad_time_major).collect();
+    let packed = model.pack(); // once, as a served model does
     let decode_all = || -> Result<(u64, u64)> {
         let (mut enc, mut dec) = (0u64, 0u64);
         for (src, lengths) in &batches {
-            let steps = greedy_loop(&model, src, lengths, G2P_SOS, G2P_MAX_STEPS, Some(G2P_EOS))?;
+            let steps = greedy_loop(
+                model,
+                &packed,
+                src,
+                lengths,
+                *start,
+                G2P_MAX_STEPS,
+                Some(*eos),
+            )?;
             enc += lengths.iter().sum::<usize>() as u64;
             dec += (steps * lengths.len()) as u64;
         }
@@ -466,8 +519,9 @@ fn w4(
         timing,
         units: words.len() as f64,
         words: true,
-        flops: g2p_flops(cfg, enc_rows, dec_rows),
+        flops: g2p_flops(&model.config, enc_rows, dec_rows),
         dec_rows: Some(dec_rows),
+        weights: Some(weights),
     })
 }
 
@@ -492,8 +546,8 @@ pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> 
         "w3-train" => w3_train(&w3_config(), 64, w3, warmup, runs)?,
         "w3-infer-b64" => w3_infer(&w3_config(), 64, w3, warmup, runs)?,
         "w3-infer-b1" => w3_infer(&w3_config(), 1, w3, warmup, runs)?,
-        "w4-g2p-b1" => w4(&g2p_config(), &g2p_words(), 1, warmup, runs)?,
-        "w4-g2p-b256" => w4(&g2p_config(), &g2p_words(), 256, warmup, runs)?,
+        "w4-g2p-b1" => w4(&G2pSetup::load()?, 1, warmup, runs)?,
+        "w4-g2p-b256" => w4(&G2pSetup::load()?, 256, warmup, runs)?,
         _ => unreachable!("every scheduled workload is dispatched"),
     };
     let secs = m.timing.median_ms / 1e3;
@@ -511,7 +565,7 @@ pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> 
         flops: m.flops.round() as u64,
         peak_rss_mb: peak_rss_mb(),
         loadavg_1m: load,
-        weights: m.words.then_some("random"),
+        weights: m.weights,
         dec_rows: m.dec_rows,
     })
 }
@@ -596,9 +650,15 @@ mod tests {
             hidden_size: 3,
             ..g2p_config()
         };
-        let words: Vec<_> = ["ab", "cde", "f"].iter().map(|w| g2p_encode(w)).collect();
+        let setup = G2pSetup {
+            model: Seq2Seq::new(g.clone(), &mut seeded_rng(0)).unwrap(),
+            words: ["ab", "cde", "f"].iter().map(|w| g2p_encode(w)).collect(),
+            start: G2P_SOS,
+            eos: G2P_EOS,
+            weights: "random",
+        };
         for batch in [1, 2] {
-            let m = w4(&g, &words, batch, 0, 1).unwrap();
+            let m = w4(&setup, batch, 0, 1).unwrap();
             let dec = m.dec_rows.unwrap();
             assert!((3..=3 * 20 + 20).contains(&dec), "{dec}");
             assert_eq!(m.flops, g2p_flops(&g, 9, dec));
@@ -611,7 +671,11 @@ mod tests {
     fn greedy_loop_stops_only_on_eos() {
         let model = Seq2Seq::new(tiny_w3(), &mut seeded_rng(3)).unwrap();
         let (src, len) = pad_time_major(&[vec![4, 5, 6], vec![7, 8]]);
-        assert_eq!(greedy_loop(&model, &src, &len, BOS, 7, None).unwrap(), 7);
+        let packed = model.pack();
+        assert_eq!(
+            greedy_loop(&model, &packed, &src, &len, BOS, 7, None).unwrap(),
+            7
+        );
         // Every token id is some step's EOS candidate: pick the first step's argmax of row 0
         // and row 1 equal → stop at 1 when both rows emit it.
         let (mem, state) = model.encode(&src, &len).unwrap();
@@ -621,7 +685,7 @@ mod tests {
             .unwrap();
         let v = model.config.tgt_vocab;
         let (a0, a1) = (argmax(&l.data()[..v]), argmax(&l.data()[v..]));
-        let steps = greedy_loop(&model, &src, &len, BOS, 7, Some(a0)).unwrap();
+        let steps = greedy_loop(&model, &packed, &src, &len, BOS, 7, Some(a0)).unwrap();
         if a0 == a1 {
             assert_eq!(steps, 1);
         } else {

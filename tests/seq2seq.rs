@@ -5,7 +5,7 @@ use recur::data::tasks::{cipher_pairs, double_pairs, CipherOptions, DoubleOption
 use recur::data::{encode_pairs, EncodeOptions, Tokenizer, Vocab};
 use recur::nn::RnnMode;
 use recur::seeded_rng;
-use recur::seq2seq::inference::translate;
+use recur::seq2seq::inference::{translate, translate_packed};
 use recur::seq2seq::search::DecodeOptions;
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 use recur::train::{dev_examples, exact_match, pairs_from_strings, TrainConfig, Trainer};
@@ -43,6 +43,26 @@ const ALL: [AttentionKind; 4] = [
     AttentionKind::LuongDot,
     AttentionKind::LuongGeneral,
 ];
+
+#[test]
+fn weights_packed_once_decode_exactly_as_packed_per_call() {
+    for att in ALL {
+        let m = model(att, RnnMode::Gru);
+        let packed = m.pack();
+        for beam_size in [1, 3] {
+            let opts = DecodeOptions {
+                beam_size,
+                max_len: 12,
+                ..DecodeOptions::default()
+            };
+            // The same pack serves several calls with different batches.
+            for srcs in [sources(), sources()[1..3].to_vec()] {
+                let once = translate_packed(&m, &packed, &srcs, &opts).unwrap();
+                assert_eq!(once, translate(&m, &srcs, &opts).unwrap(), "{att:?}");
+            }
+        }
+    }
+}
 
 #[test]
 fn beam_of_one_is_exactly_greedy() {

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
-use crate::nn::{Rnn, RnnCache, RnnConfig, RnnState};
+use crate::nn::{Rnn, RnnCache, RnnConfig, RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
 /// The encoder.
@@ -94,6 +94,8 @@ impl Encoder {
 
     /// Encodes `src` (S, B) with `lengths`: returns the keys (S, B, D·H) and the bridged
     /// decoder state (L, B, D·H); with `rng`, trains (dropout) and returns the cache.
+    /// `packed`: the recurrent weights from `self.rnn.pack()`, for inference without re-packing
+    /// them (the same bits; ignored in training).
     pub fn encode(
         &self,
         src: &[i64],
@@ -101,11 +103,15 @@ impl Encoder {
         batch: usize,
         lengths: &[usize],
         rng: Option<&mut Rng64>,
+        packed: Option<&RnnPacked>,
     ) -> Result<(Tensor, RnnState, Option<EncoderCache>)> {
         let mut emb = self.embedding.forward(src, &[steps, batch])?; // (S, B, E)
         match rng {
             None => {
-                let out = self.rnn.forward(&emb, Some(lengths), None)?;
+                let out = match packed {
+                    Some(p) => self.rnn.forward_packed(p, &emb, Some(lengths), None)?,
+                    None => self.rnn.forward(&emb, Some(lengths), None)?,
+                }; // output (S, B, D·H)
                 Ok((out.output, self.bridged(out.h_n, out.c_n), None))
             }
             Some(rng) => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::attention::Memory;
 use super::decoder::{DecoderPacked, DecoderState};
+use super::model::Seq2SeqPacked;
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
 use super::{Seq2Seq, PAD};
 use crate::error::Result;
@@ -76,6 +77,17 @@ pub fn translate(
     sources: &[Vec<i64>],
     opts: &DecodeOptions,
 ) -> Result<Vec<Vec<Hypothesis>>> {
+    translate_packed(model, &model.pack(), sources, opts)
+}
+
+/// [`translate`] with weights packed once by [`Seq2Seq::pack`], for callers that decode many
+/// times with the same model (the same results, bit for bit).
+pub fn translate_packed(
+    model: &Seq2Seq,
+    packed: &Seq2SeqPacked,
+    sources: &[Vec<i64>],
+    opts: &DecodeOptions,
+) -> Result<Vec<Vec<Hypothesis>>> {
     if sources.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,11 +103,11 @@ pub fn translate(
             src[t * b + j] = id;
         }
     }
-    let (memory, decoder) = model.encode(&src, &lengths)?;
+    let (memory, decoder) = model.encode_with(&src, &lengths, Some(packed))?;
     let mut state = DecodeState {
         memory,
         decoder,
-        packed: Arc::new(model.decoder.pack()),
+        packed: Arc::clone(&packed.decoder),
     };
     decode(model, &mut state, &lengths, opts)
 }

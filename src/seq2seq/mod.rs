@@ -12,4 +12,4 @@ pub mod model;
 pub mod search;
 
 pub use config::{AttentionKind, Seq2SeqConfig, BOS, EOS, PAD, UNK};
-pub use model::{Seq2Seq, TokenBatch, TrainOptions, TrainOutput};
+pub use model::{Seq2Seq, Seq2SeqPacked, TokenBatch, TrainOptions, TrainOutput};

@@ -4,17 +4,28 @@
 //! All token tensors are time-major: `src` (S, B), `tgt_in`/`tgt_out` (T, B), with
 //! `tgt_in[0] = BOS` and PAD = 0 past each sequence's end.
 
+use std::sync::Arc;
+
 use rand::Rng;
 
 use super::attention::{Memory, MemoryGrad};
 use super::config::{Seq2SeqConfig, PAD};
-use super::decoder::{Decoder, DecoderState, StateGrad};
+use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad};
 use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
 use crate::module::{Module, Param, Rng64};
-use crate::nn::RnnState;
+use crate::nn::{RnnPacked, RnnState};
 use crate::tensor::Tensor;
+
+/// The weights of a [`Seq2Seq`] packed for inference by [`Seq2Seq::pack`].
+#[derive(Clone, Debug)]
+pub struct Seq2SeqPacked {
+    /// The encoder's recurrent layers.
+    pub encoder: RnnPacked,
+    /// The decoder's weights (shared by every decode state).
+    pub decoder: Arc<DecoderPacked>,
+}
 
 /// An encoder-decoder with attention.
 #[derive(Clone, Debug)]
@@ -110,8 +121,21 @@ impl Seq2Seq {
 
     /// Encodes a batch for decoding: the attention memory and the decoder's initial state.
     pub fn encode(&self, src: &[i64], src_lengths: &[usize]) -> Result<(Memory, DecoderState)> {
+        self.encode_with(src, src_lengths, None)
+    }
+
+    /// [`Seq2Seq::encode`] with the encoder's weights from [`Seq2Seq::pack`] (the same bits).
+    pub fn encode_with(
+        &self,
+        src: &[i64],
+        src_lengths: &[usize],
+        packed: Option<&Seq2SeqPacked>,
+    ) -> Result<(Memory, DecoderState)> {
         let (s, b) = self.check_batch(src, src_lengths)?;
-        let (keys, state, _) = self.encoder.encode(src, s, b, src_lengths, None)?;
+        let enc_packed = packed.map(|p| &p.encoder);
+        let (keys, state, _) = self
+            .encoder
+            .encode(src, s, b, src_lengths, None, enc_packed)?;
         let mem = self.memory(&keys, src_lengths)?;
         Ok((mem, self.decoder.initial_state(state)))
     }
@@ -129,6 +153,15 @@ impl Seq2Seq {
             key_dim: k,
             proj_dim,
         })
+    }
+
+    /// Every weight inference multiplies by, packed once for many encodes and decodes (a served
+    /// model packs once). Stale once the parameters change.
+    pub fn pack(&self) -> Seq2SeqPacked {
+        Seq2SeqPacked {
+            encoder: self.encoder.rnn.pack(),
+            decoder: Arc::new(self.decoder.pack()),
+        }
     }
 
     /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
@@ -168,7 +201,7 @@ impl Seq2Seq {
         // Encoder.
         let (keys, state0, enc_cache) =
             self.encoder
-                .encode(batch.src, s, b, batch.src_lengths, Some(rng))?;
+                .encode(batch.src, s, b, batch.src_lengths, Some(rng), None)?;
         let enc_cache = enc_cache.expect("training encode keeps its cache");
         let mem = self.memory(&keys, batch.src_lengths)?;
         // Decoder, teacher forcing (with optional scheduled sampling).
