@@ -256,3 +256,41 @@ fn bad_input_is_an_error_naming_the_file_and_line() {
     assert!(err.contains("config.json:2"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn shipped_models_work_by_name_from_any_directory() {
+    let cwd = std::env::temp_dir();
+    let translate = |model: &str, extra: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = recur()
+            .current_dir(&cwd)
+            .args(["translate", "--model", model])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The README's and the model cards' examples.
+    assert_eq!(
+        translate(
+            "hi-translit",
+            &["--sentences", "--beam", "4"],
+            "main ghar ja raha hoon\n"
+        ),
+        "मैं घर जा रहा हून\n"
+    );
+    assert_eq!(
+        translate("en-g2p", &[], "hello\nrecurrent\n"),
+        "HH EH L OW\nR IY K ER AH N T\n"
+    );
+}
