@@ -45,6 +45,24 @@ fn conformance_prints_a_line_per_case_and_a_summary() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Runs `cmd` with `input` on its standard input; returns its output.
+fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -135,21 +153,12 @@ fn train_stop_resume_eval_translate_end_to_end() {
     assert_eq!(v["words"], 40);
     assert!(v["accuracy"].as_f64().unwrap() >= 0.0 && v["ter"].as_f64().unwrap() >= 0.0);
 
-    let mut child = recur()
-        .args(["translate", "--beam", "3", "--model"])
-        .arg(p("whole/best"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("FUVEMVEMNMERPDRF\n\nABC\n".as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        recur()
+            .args(["translate", "--beam", "3", "--model"])
+            .arg(p("whole/best")),
+        "FUVEMVEMNMERPDRF\n\nABC\n",
+    );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -261,22 +270,13 @@ fn bad_input_is_an_error_naming_the_file_and_line() {
 fn shipped_models_work_by_name_from_any_directory() {
     let cwd = std::env::temp_dir();
     let translate = |model: &str, extra: &[&str], input: &str| {
-        use std::io::Write;
-        let mut child = recur()
-            .current_dir(&cwd)
-            .args(["translate", "--model", model])
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdin(
+            recur()
+                .current_dir(&cwd)
+                .args(["translate", "--model", model])
+                .args(extra),
+            input,
+        );
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
