@@ -30,8 +30,10 @@ pub struct DataConfig {
     /// Dev TSV (model selection and early stopping).
     pub dev: Option<PathBuf>,
     /// Without a dev file: hold out this many distinct training sources (all their pairs), chosen
-    /// with the training seed, as the dev set (0 = none). See [`crate::data::hold_out_sources`].
+    /// with `dev_holdout_seed`, as the dev set (0 = none). See [`crate::data::hold_out_sources`].
     pub dev_holdout: usize,
+    /// Seed of the `dev_holdout` draw (in `[data]`, so `--resume` keeps the same split).
+    pub dev_holdout_seed: u64,
     /// 0-based column of the source.
     pub src_col: usize,
     /// 0-based column of the target.
@@ -61,6 +63,7 @@ impl Default for DataConfig {
             train: PathBuf::new(),
             dev: None,
             dev_holdout: 0,
+            dev_holdout_seed: 1,
             src_col: 0,
             tgt_col: 1,
             src_tokens: Tokenizer::Chars,

@@ -87,8 +87,11 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         if cfg.data.dev.is_some() {
             bail!("[data]: give either dev or dev_holdout, not both");
         }
-        (train_pairs, held_out) =
-            recur::data::hold_out_sources(train_pairs, cfg.data.dev_holdout, cfg.train.seed);
+        (train_pairs, held_out) = recur::data::hold_out_sources(
+            train_pairs,
+            cfg.data.dev_holdout,
+            cfg.data.dev_holdout_seed,
+        );
     }
     let (src_vocab, tgt_vocab, cfg) = if resume {
         // The model and data must be the run's own; training (more epochs) and decoding options
