@@ -576,3 +576,44 @@ fn packed_weights_give_bit_identical_results() {
         }
     }
 }
+
+#[test]
+fn tokens_through_a_packed_embedding_equal_embedding_then_forward() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let vocab = 9;
+    for mode in modes() {
+        let rnn = stacked(mode, false);
+        let table = random(&[vocab, 6], &mut rng); // an embedding's weight (V, I)
+        let packed = rnn.pack_embedded(&table).unwrap();
+        for &(t, b) in &[(1, 1), (1, 7), (5, 3)] {
+            let ids: Vec<i64> = (0..t * b).map(|_| rng.gen_range(0..vocab as i64)).collect();
+            let rows: Vec<f32> = ids
+                .iter()
+                .flat_map(|&i| table.data()[i as usize * 6..][..6].to_vec())
+                .collect();
+            let x = Tensor::from_vec(&[t, b, 6], rows).unwrap();
+            let lens: Vec<usize> = (0..b).map(|i| (i + 1).min(t)).collect();
+            let state = RnnState {
+                h: random(&[4, b, rnn.config().state_size()], &mut rng),
+                c: (mode == RnnMode::Lstm).then(|| random(&[4, b, 7], &mut rng)),
+            };
+            assert_eq!(
+                rnn.forward(&x, Some(&lens), Some(&state)).unwrap(),
+                rnn.forward_tokens_packed(&packed, &ids, (t, b), Some(&lens), Some(&state))
+                    .unwrap(),
+                "{mode:?} t={t} b={b}"
+            );
+        }
+    }
+    // Ids outside the table, a wrong count, or weights packed without a table are errors.
+    let rnn = stacked(RnnMode::Gru, false);
+    let packed = rnn.pack_embedded(&random(&[vocab, 6], &mut rng)).unwrap();
+    let bad = rnn.forward_tokens_packed(&packed, &[0, 9], (1, 2), None, None);
+    assert!(err_text(bad).contains("in 0..9"));
+    let short = rnn.forward_tokens_packed(&packed, &[0], (1, 2), None, None);
+    assert!(err_text(short).contains("2 ids"));
+    let plain = rnn.forward_tokens_packed(&rnn.pack(), &[0, 1], (1, 2), None, None);
+    assert!(err_text(plain).contains("pack_embedded"));
+    let wide = rnn.pack_embedded(&random(&[vocab, 5], &mut rng));
+    assert!(err_text(wide).contains("(V, 6)"));
+}

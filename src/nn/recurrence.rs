@@ -6,7 +6,9 @@
 //! (or, in the reverse direction, not yet started) row keeps its state untouched. That one rule
 //! gives PyTorch's packed-sequence semantics in both directions, and zero-length rows for free.
 //!
-//! Forward: (A) one GEMM projects the inputs of all steps; per step (B) one GEMM for the
+//! Forward: (A) one GEMM projects the inputs of all steps (or, when the inputs are embedded
+//! tokens and the weights are packed for inference, a lookup in a per-token table of the same
+//! products: [`PackedDir::tabulate`]); per step (B) one GEMM for the
 //! recurrence, (C) one fused gate kernel, (D) the LSTM projection GEMM when `proj_size > 0`.
 //! Backward mirrors it per step, then (E) accumulates every weight gradient with one GEMM over
 //! all steps and (F) the input gradient with one more.
@@ -61,6 +63,17 @@ pub struct PackedDir {
     w_hr: Option<PackedB>,
     /// `b_ih + b_hh` (LSTM, RNN) or `b_ih` (GRU, whose `b_hn` stays in the gate kernel).
     bias: Option<Vec<f32>>,
+    /// Step (A) precomputed for every possible input row `[V, G·H]` (see [`PackedDir::tabulate`]).
+    table: Option<Vec<f32>>,
+}
+
+/// What a sweep reads at each step: features, or token ids whose step (A) is looked up.
+#[derive(Clone, Copy, Debug)]
+pub enum SweepInput<'a> {
+    /// `[T, B, I]`.
+    Features(&'a [f32]),
+    /// `[T, B]` ids into the table of [`PackedDir::tabulate`].
+    Tokens(&'a [u32]),
 }
 
 impl PackedDir {
@@ -88,8 +101,34 @@ impl PackedDir {
                 .as_ref()
                 .map(|p| PackedB::new(p.value.data(), Trans::T, d.hidden, d.out)),
             bias,
+            table: None,
         }
     }
+
+    /// Precomputes step (A) for each row of `rows` `[V, I]` (an embedding's weight, when the
+    /// layer reads embedded tokens): row v of the table is exactly what (A) computes for an input
+    /// equal to `rows[v]` (the GEMM's result rows do not depend on the other rows), so a token's
+    /// lookup gives the same bits as embedding it and multiplying, without streaming `W_ih`.
+    pub fn tabulate(&mut self, rows: &[f32], vocab: usize) {
+        let gh = self.w_ih.n();
+        let mut table = vec![0.0f32; vocab * gh];
+        project_inputs(self, rows, vocab, &mut table, 1);
+        self.table = Some(table);
+    }
+
+    /// Rows of the table of [`PackedDir::tabulate`], if any.
+    pub fn table_rows(&self) -> Option<usize> {
+        self.table.as_ref().map(|t| t.len() / self.w_ih.n().max(1))
+    }
+}
+
+/// Step (A): `gates[r] = bias + x[r]·W_ihᵀ` for `rows` rows.
+fn project_inputs(packed: &PackedDir, x: &[f32], rows: usize, gates: &mut [f32], threads: usize) {
+    if let Some(bias) = &packed.bias {
+        fill_rows(gates, bias);
+    }
+    let accumulate = packed.bias.is_some();
+    matmul_packed(gates, x, Trans::N, &packed.w_ih, rows, accumulate, threads);
 }
 
 /// Sizes of one sweep.
@@ -163,7 +202,8 @@ fn add_col_sums(dst: &mut [f32], src: &[f32]) {
 
 /// Runs one direction forward.
 ///
-/// * `x` `[T, B, I]`, sorted rows; `active[t]` rows run at time `t`.
+/// * `x` `[T, B, I]` features or `[T, B]` tokens (with a table), sorted rows; `active[t]` rows
+///   run at time `t`.
 /// * `h` `[B, out]`: initial state in, final state out (a row's own last step); `c` `[B, H]`
 ///   likewise for LSTM (empty otherwise).
 /// * `out` `[T, B, out]`, zero-initialised: the state after each step, zero where inactive.
@@ -173,7 +213,7 @@ pub fn forward(
     w: &DirWeights,
     packed: &PackedDir,
     d: Dims,
-    x: &[f32],
+    x: SweepInput,
     active: &[usize],
     reverse: bool,
     h: &mut [f32],
@@ -185,18 +225,15 @@ pub fn forward(
     let (tb, gh, hid, ho) = (d.steps * d.batch, d.gates(), d.hidden, d.out);
     // (A) input projection of all steps, biases folded in (GRU keeps b_hh for step (C)).
     let mut gates = vec![0.0f32; tb * gh];
-    if let Some(bias) = &packed.bias {
-        fill_rows(&mut gates, bias);
+    match x {
+        SweepInput::Features(x) => project_inputs(packed, x, tb, &mut gates, threads),
+        SweepInput::Tokens(ids) => {
+            let table = packed.table.as_deref().expect("token input needs a table");
+            for (g, &id) in gates.chunks_exact_mut(gh).zip(ids) {
+                g.copy_from_slice(&table[id as usize * gh..][..gh]);
+            }
+        }
     }
-    matmul_packed(
-        &mut gates,
-        x,
-        Trans::N,
-        &packed.w_ih,
-        tb,
-        packed.bias.is_some(),
-        threads,
-    );
 
     let per_step = |width: usize| if train { tb * width } else { d.batch * width };
     let mut hg = if d.mode == RnnMode::Gru {

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir};
+use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, SweepInput};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
 use crate::kernels::elman::Nonlinearity;
@@ -309,6 +309,19 @@ struct Layout {
     active: Vec<usize>,
 }
 
+/// What the first layer reads.
+#[derive(Clone, Copy)]
+enum RunInput<'a> {
+    /// Features in the caller's layout.
+    Features(&'a Tensor),
+    /// Time-major token ids (T, B), looked up in the packed first-layer tables.
+    Tokens {
+        ids: &'a [i64],
+        steps: usize,
+        batch: usize,
+    },
+}
+
 /// What backward needs from one layer.
 #[derive(Clone, Debug)]
 struct LayerCache {
@@ -390,7 +403,7 @@ impl Rnn {
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
     ) -> Result<RnnOutput> {
-        self.run(input, lengths, state, None, None)
+        self.run(RunInput::Features(input), lengths, state, None, None)
             .map(|(out, _)| out)
     }
 
@@ -423,6 +436,55 @@ impl Rnn {
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
     ) -> Result<RnnOutput> {
+        self.check_packed(packed)?;
+        self.run(
+            RunInput::Features(input),
+            lengths,
+            state,
+            None,
+            Some(packed),
+        )
+        .map(|(out, _)| out)
+    }
+
+    /// [`Rnn::pack`] for a layer that reads embedded tokens: `embedding` (V, I) is the
+    /// embedding's weight, and the first layer's input projection of each of its rows is
+    /// precomputed, so [`Rnn::forward_tokens_packed`] looks tokens up instead of multiplying
+    /// by `W_ih` (the same bits as embedding them and calling [`Rnn::forward`]).
+    pub fn pack_embedded(&self, embedding: &Tensor) -> Result<RnnPacked> {
+        let i = self.cfg.input_size;
+        if embedding.rank() != 2 || embedding.dim(1) != i {
+            return Err(Error::shape(
+                "RNN.pack_embedded",
+                format!("an embedding weight (V, {i})"),
+                fmt_shape(embedding.shape()),
+            ));
+        }
+        let mut packed = self.pack();
+        let nd = self.cfg.num_directions();
+        for dir in &mut packed.dirs[..nd] {
+            dir.tabulate(embedding.data(), embedding.dim(0));
+        }
+        Ok(packed)
+    }
+
+    /// [`Rnn::forward_packed`] on token ids `ids` (T, B), time-major, with weights from
+    /// [`Rnn::pack_embedded`]: the output is time-major (T, B, D·Hout) whatever `batch_first`.
+    pub fn forward_tokens_packed(
+        &self,
+        packed: &RnnPacked,
+        ids: &[i64],
+        (steps, batch): (usize, usize),
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+    ) -> Result<RnnOutput> {
+        self.check_packed(packed)?;
+        let input = RunInput::Tokens { ids, steps, batch };
+        self.run(input, lengths, state, None, Some(packed))
+            .map(|(out, _)| out)
+    }
+
+    fn check_packed(&self, packed: &RnnPacked) -> Result<()> {
         if packed.dirs.len() != self.cells.len() {
             return Err(Error::arg(
                 "RNN.forward_packed",
@@ -431,8 +493,40 @@ impl Rnn {
                 packed.dirs.len(),
             ));
         }
-        self.run(input, lengths, state, None, Some(packed))
-            .map(|(out, _)| out)
+        Ok(())
+    }
+
+    /// Token ids (T, B) into internal order, checked against the first layer's tables.
+    fn token_rows(&self, lay: &Layout, ids: &[i64], packed: &RnnPacked) -> Result<Vec<u32>> {
+        let op = "RNN.forward_tokens_packed";
+        let Some(vocab) = packed.dirs[0].table_rows() else {
+            return Err(Error::arg(
+                op,
+                "packed",
+                "weights from Rnn::pack_embedded",
+                "Rnn::pack",
+            ));
+        };
+        if ids.len() != lay.steps * lay.batch {
+            let want = format!(
+                "{} ids ({} steps × {} rows)",
+                lay.steps * lay.batch,
+                lay.steps,
+                lay.batch
+            );
+            return Err(Error::shape(op, want, ids.len().to_string()));
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t < 0 || t as usize >= vocab) {
+            return Err(Error::arg(op, "ids", format!("in 0..{vocab}"), bad));
+        }
+        let b = lay.batch;
+        Ok((0..ids.len())
+            .map(|i| {
+                let (t, r) = (i / b.max(1), i % b.max(1));
+                let src = lay.perm.as_ref().map_or(r, |p| p[r]);
+                ids[t * b + src] as u32
+            })
+            .collect())
     }
 
     /// Training forward: like [`Rnn::forward`] with inter-layer dropout, and returns what
@@ -444,12 +538,18 @@ impl Rnn {
         state: Option<&RnnState>,
         rng: &mut Rng64,
     ) -> Result<(RnnOutput, RnnCache)> {
-        let (out, cache) = self.run(input, lengths, state, Some(rng), None)?;
+        let (out, cache) = self.run(RunInput::Features(input), lengths, state, Some(rng), None)?;
         Ok((out, cache.expect("training forward keeps its cache")))
     }
 
-    fn layout(&self, input: &Tensor, lengths: Option<&[usize]>) -> Result<Layout> {
+    fn layout(&self, input: RunInput, lengths: Option<&[usize]>) -> Result<Layout> {
         let op = "RNN.forward";
+        let input = match input {
+            RunInput::Features(t) => t,
+            RunInput::Tokens { steps, batch, .. } => {
+                return self.layout_of(steps, batch, (false, false), lengths)
+            }
+        };
         let unbatched = match input.rank() {
             2 => true,
             3 => false,
@@ -476,6 +576,18 @@ impl Rnn {
         } else {
             (input.dim(0), input.dim(1))
         };
+        self.layout_of(steps, batch, (self.cfg.batch_first, unbatched), lengths)
+    }
+
+    /// The layout of `batch` sequences of `steps` steps (`lengths` each).
+    fn layout_of(
+        &self,
+        steps: usize,
+        batch: usize,
+        (batch_first, unbatched): (bool, bool),
+        lengths: Option<&[usize]>,
+    ) -> Result<Layout> {
+        let op = "RNN.forward";
         let perm = match lengths {
             None => None,
             Some(lens) => {
@@ -510,7 +622,7 @@ impl Rnn {
             })
             .collect();
         Ok(Layout {
-            batch_first: self.cfg.batch_first,
+            batch_first,
             unbatched,
             steps,
             batch,
@@ -610,7 +722,7 @@ impl Rnn {
 
     fn run(
         &self,
-        input: &Tensor,
+        input: RunInput,
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
         mut rng: Option<&mut Rng64>,
@@ -641,7 +753,14 @@ impl Rnn {
         let threads = num_threads();
         let (tb, bsz) = (lay.steps * lay.batch, lay.batch);
 
-        let mut x = self.seq_in(&lay, input, self.cfg.input_size);
+        // Layer 0 reads features `x`, or tokens; later layers read `x`, the layer below's output.
+        let (mut x, tokens) = match (input, packed) {
+            (RunInput::Features(t), _) => (self.seq_in(&lay, t, self.cfg.input_size), None),
+            (RunInput::Tokens { ids, .. }, Some(p)) => {
+                (Cow::Borrowed(&[][..]), Some(self.token_rows(&lay, ids, p)?))
+            }
+            (RunInput::Tokens { .. }, None) => unreachable!("token input is always packed"),
+        };
         let mut caches = Vec::new();
         for layer in 0..self.cfg.num_layers {
             let d = self.dims(layer, &lay);
@@ -664,11 +783,15 @@ impl Rnn {
                         &local
                     }
                 };
+                let input = match &tokens {
+                    Some(ids) if layer == 0 => SweepInput::Tokens(ids),
+                    _ => SweepInput::Features(&x),
+                };
                 let trace = recurrence::forward(
                     cell,
                     packed_dir,
                     d,
-                    &x,
+                    input,
                     &lay.active,
                     dir == 1,
                     h,

@@ -112,7 +112,8 @@ pub struct StepCache {
 /// multiplies by, so that no step re-packs one. Stale once the parameters change.
 #[derive(Clone, Debug)]
 pub struct DecoderPacked {
-    /// The recurrent layers.
+    /// The recurrent layers; without attention the embedding is folded into the first layer's
+    /// input projection ([`Rnn::pack_embedded`]), as its input is the embedding alone.
     rnn: RnnPacked,
     /// Bahdanau `W_query` or Luong `W_combine` (none without attention).
     attention: Option<PackedB>,
@@ -229,8 +230,15 @@ impl Decoder {
 
     /// Every weight a step multiplies by, packed once for a whole decode (see [`Decoder::step`]).
     pub fn pack(&self) -> DecoderPacked {
+        let rnn = match self.attention {
+            Attention::None => self
+                .rnn
+                .pack_embedded(&self.embedding.weight.value)
+                .expect("the decoder's embedding width is its RNN's input size"),
+            _ => self.rnn.pack(),
+        };
         DecoderPacked {
-            rnn: self.rnn.pack(),
+            rnn,
             attention: match &self.attention {
                 Attention::None => None,
                 Attention::Bahdanau(a) => Some(a.w_query.pack()),
@@ -256,6 +264,18 @@ impl Decoder {
         let train = rng.is_some();
         let packed = packed.filter(|_| !train);
         let attn_w = packed.and_then(|p| p.attention.as_ref());
+        if let (Attention::None, Some(p)) = (&self.attention, packed) {
+            // The embedding is folded into the packed first layer: look the tokens up.
+            let o = self
+                .rnn
+                .forward_tokens_packed(&p.rnn, prev, (1, b), None, Some(&state.rnn))?;
+            let mut logits = Tensor::zeros(&[b, self.out.out_features()]); // (B, V)
+            let z = o.output.data(); // (B, Hd)
+            self.out
+                .forward_rows_with(Some(&p.out), z, b, logits.data_mut())?;
+            let next = self.initial_state(RnnState { h: o.h_n, c: o.c_n });
+            return Ok((logits, Vec::new(), next, None));
+        }
         let mut e = self.embedding.forward(prev, &[b])?.into_vec(); // (B, E)
         let emb_mask = rng
             .as_deref_mut()

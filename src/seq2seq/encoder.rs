@@ -92,10 +92,18 @@ impl Encoder {
         })
     }
 
+    /// The recurrent weights packed for inference, with the embedding folded into the first
+    /// layer's input projection ([`Rnn::pack_embedded`]).
+    pub fn pack(&self) -> RnnPacked {
+        self.rnn
+            .pack_embedded(&self.embedding.weight.value)
+            .expect("the encoder's embedding width is its RNN's input size")
+    }
+
     /// Encodes `src` (S, B) with `lengths`: returns the keys (S, B, D·H) and the bridged
     /// decoder state (L, B, D·H); with `rng`, trains (dropout) and returns the cache.
-    /// `packed`: the recurrent weights from `self.rnn.pack()`, for inference without re-packing
-    /// them (the same bits; ignored in training).
+    /// `packed`: the weights from [`Encoder::pack`], for inference without embedding or
+    /// re-packing (the same bits; ignored in training).
     pub fn encode(
         &self,
         src: &[i64],
@@ -105,13 +113,17 @@ impl Encoder {
         rng: Option<&mut Rng64>,
         packed: Option<&RnnPacked>,
     ) -> Result<(Tensor, RnnState, Option<EncoderCache>)> {
+        if let (None, Some(p)) = (&rng, packed) {
+            let shape = (steps, batch);
+            let out = self
+                .rnn
+                .forward_tokens_packed(p, src, shape, Some(lengths), None)?; // (S, B, D·H)
+            return Ok((out.output, self.bridged(out.h_n, out.c_n), None));
+        }
         let mut emb = self.embedding.forward(src, &[steps, batch])?; // (S, B, E)
         match rng {
             None => {
-                let out = match packed {
-                    Some(p) => self.rnn.forward_packed(p, &emb, Some(lengths), None)?,
-                    None => self.rnn.forward(&emb, Some(lengths), None)?,
-                }; // output (S, B, D·H)
+                let out = self.rnn.forward(&emb, Some(lengths), None)?; // (S, B, D·H)
                 Ok((out.output, self.bridged(out.h_n, out.c_n), None))
             }
             Some(rng) => {

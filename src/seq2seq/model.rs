@@ -159,7 +159,7 @@ impl Seq2Seq {
     /// model packs once). Stale once the parameters change.
     pub fn pack(&self) -> Seq2SeqPacked {
         Seq2SeqPacked {
-            encoder: self.encoder.rnn.pack(),
+            encoder: self.encoder.pack(),
             decoder: Arc::new(self.decoder.pack()),
         }
     }
