@@ -14,10 +14,11 @@ use crate::error::Result;
 use crate::module::{seeded_rng, Module, Rng64};
 use crate::nn::{RnnConfig, RnnMode};
 use crate::optim::{Adam, AdamConfig, Optimizer};
+use crate::seq2seq::inference::translate_packed;
 use crate::seq2seq::model::argmax;
+use crate::seq2seq::search::DecodeOptions;
 use crate::seq2seq::{
-    AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, EOS, PAD,
-    UNK,
+    AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, UNK,
 };
 use crate::tensor::Tensor;
 
@@ -388,9 +389,7 @@ fn w3_infer(
     ))
 }
 
-/// g2p_en's decoder start `<s>`, end `</s>` and step cap (as the script).
-const G2P_SOS: usize = 2;
-const G2P_EOS: usize = 3;
+/// g2p_en's step cap (as the script).
 const G2P_MAX_STEPS: usize = 20;
 
 /// A g2p_en-sized model: GRU, graphemes 29, phonemes 74, emb 256, hidden 256, 1 layer,
@@ -432,12 +431,10 @@ pub fn g2p_words() -> Vec<Vec<i64>> {
     words1000().map(g2p_encode).collect()
 }
 
-/// What w4 decodes: a model, its encoded words, its start and end ids, where the weights came from.
+/// What w4 decodes: a model, its encoded words, where the weights came from.
 pub struct G2pSetup {
     model: Seq2Seq,
     words: Vec<Vec<i64>>,
-    start: usize,
-    eos: usize,
     weights: &'static str,
 }
 
@@ -452,8 +449,6 @@ impl G2pSetup {
             return Ok(G2pSetup {
                 model: Seq2Seq::new(g2p_config(), &mut seeded_rng(0))?,
                 words: g2p_words(),
-                start: G2P_SOS,
-                eos: G2P_EOS,
                 weights: "random",
             });
         }
@@ -462,58 +457,41 @@ impl G2pSetup {
         Ok(G2pSetup {
             model: t.model,
             words,
-            start: BOS,
-            eos: EOS,
             weights: "g2p_en checkpoint20.npz",
         })
     }
 }
 
-/// Pads sequences time-major (S, B) with PAD; returns the ids and the lengths.
-fn pad_time_major(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<usize>) {
-    let b = seqs.len();
-    let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
-    let s = lengths.iter().copied().max().unwrap_or(0);
-    let mut src = vec![PAD as i64; s * b];
-    for (j, seq) in seqs.iter().enumerate() {
-        for (t, &id) in seq.iter().enumerate() {
-            src[t * b + j] = id;
-        }
-    }
-    (src, lengths)
-}
-
-/// W4: greedy g2p decoding of `words` in batches of `batch` (packed encoder; the decoder loop
-/// of a batch stops when every word emitted `</s>`, or after 20 steps). One counting run first
-/// (also a warm-up) gives the rows computed, as in the script.
+/// W4: greedy g2p decoding of `words` in batches of `batch` with recur's own decoder
+/// ([`translate_packed`], as `recur translate` runs it): at most 20 steps, and a word leaves the
+/// batch once it emitted `</s>`, so a batch computes only its live rows (the script's loop runs
+/// every row until the whole batch is done). One counting run first (also a warm-up) gives the
+/// rows computed.
 fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Measured> {
     let G2pSetup {
         model,
         words,
-        start,
-        eos,
         weights,
     } = setup;
-    let batches: Vec<_> = words.chunks(batch).map(pad_time_major).collect();
-    let packed = model.pack(); // once, as a served model does
-    let decode_all = || -> Result<(u64, u64)> {
-        let (mut enc, mut dec) = (0u64, 0u64);
-        for (src, lengths) in &batches {
-            let steps = greedy_loop(
-                model,
-                &packed,
-                src,
-                lengths,
-                *start,
-                G2P_MAX_STEPS,
-                Some(*eos),
-            )?;
-            enc += lengths.iter().sum::<usize>() as u64;
-            dec += (steps * lengths.len()) as u64;
-        }
-        Ok((enc, dec))
+    let opts = DecodeOptions {
+        beam_size: 1,
+        max_len: G2P_MAX_STEPS,
+        max_len_ratio: None,
+        ..DecodeOptions::default()
     };
-    let (enc_rows, dec_rows) = decode_all()?;
+    let packed = model.pack(); // once, as a served model does
+    let decode_all = || -> Result<u64> {
+        let mut dec_rows = 0u64;
+        for chunk in words.chunks(batch) {
+            for h in translate_packed(model, &packed, chunk, &opts)? {
+                // One decoder row per emitted token, plus the step that emitted `</s>`.
+                dec_rows += (h[0].tokens.len() + usize::from(!h[0].truncated)) as u64;
+            }
+        }
+        Ok(dec_rows)
+    };
+    let dec_rows = decode_all()?;
+    let enc_rows = words.iter().map(Vec::len).sum::<usize>() as u64;
     let timing = time_runs(warmup, runs, || decode_all().map(|_| ()))?;
     Ok(Measured {
         timing,
@@ -573,6 +551,20 @@ pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pads sequences time-major (S, B) with PAD; returns the ids and the lengths.
+    fn pad_time_major(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<usize>) {
+        let b = seqs.len();
+        let lengths: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let s = lengths.iter().copied().max().unwrap_or(0);
+        let mut src = vec![crate::seq2seq::PAD as i64; s * b];
+        for (j, seq) in seqs.iter().enumerate() {
+            for (t, &id) in seq.iter().enumerate() {
+                src[t * b + j] = id;
+            }
+        }
+        (src, lengths)
+    }
 
     #[test]
     fn every_workload_has_a_schedule() {
@@ -653,17 +645,15 @@ mod tests {
         let setup = G2pSetup {
             model: Seq2Seq::new(g.clone(), &mut seeded_rng(0)).unwrap(),
             words: ["ab", "cde", "f"].iter().map(|w| g2p_encode(w)).collect(),
-            start: G2P_SOS,
-            eos: G2P_EOS,
             weights: "random",
         };
-        for batch in [1, 2] {
-            let m = w4(&setup, batch, 0, 1).unwrap();
-            let dec = m.dec_rows.unwrap();
-            assert!((3..=3 * 20 + 20).contains(&dec), "{dec}");
-            assert_eq!(m.flops, g2p_flops(&g, 9, dec));
-            assert!(m.words && m.units == 3.0);
-        }
+        let m1 = w4(&setup, 1, 0, 1).unwrap();
+        let dec = m1.dec_rows.unwrap();
+        assert!((3..=3 * 20).contains(&dec), "{dec}");
+        assert_eq!(m1.flops, g2p_flops(&g, 9, dec));
+        assert!(m1.words && m1.units == 3.0);
+        // Finished words leave the batch: batching computes the same rows.
+        assert_eq!(w4(&setup, 2, 0, 1).unwrap().dec_rows, Some(dec));
     }
 
     /// Without EOS the loop runs every step; with it, it stops once all rows emitted it.
