@@ -49,6 +49,9 @@ const KC: usize = 256;
 const MC: usize = 256;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 21;
+/// The same for one row (a matrix-vector product): worth a second core only when its weights
+/// are megabytes that stream from L3 (measured: 1 MiB of weights per call is not enough).
+const ROW_PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// `op(b)` (`[k, n]`) packed into zero-padded panels of [`NR`] columns: panel `j` holds rows
 /// `p = 0..k` of columns `32j..32j+32`, contiguous.
@@ -178,7 +181,12 @@ pub fn matmul_packed(
         return fallback_packed(c, a, a_rs, a_cs, b, m, accumulate);
     }
     let panels = n.div_ceil(NR);
-    let threads = if m * n * k >= PARALLEL_MIN_WORK {
+    let min_work = if m == 1 {
+        ROW_PARALLEL_MIN_WORK
+    } else {
+        PARALLEL_MIN_WORK
+    };
+    let threads = if m * n * k >= min_work {
         threads.clamp(1, panels)
     } else {
         1
