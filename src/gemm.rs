@@ -49,9 +49,9 @@ const KC: usize = 256;
 const MC: usize = 256;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 21;
-/// The same for one row (a matrix-vector product): worth a second core only when its weights
-/// are megabytes that stream from L3 (measured: 1 MiB of weights per call is not enough).
-const ROW_PARALLEL_MIN_WORK: usize = 1 << 20;
+/// The same for one row (a matrix-vector product, on the spinning [`crate::team`]): from about
+/// 256 KiB of weights, two cores streaming them beat one.
+const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// `op(b)` (`[k, n]`) packed into zero-padded panels of [`NR`] columns: panel `j` holds rows
 /// `p = 0..k` of columns `32j..32j+32`, contiguous.
@@ -218,15 +218,14 @@ pub fn matmul_packed(
     if threads == 1 {
         run(0, panels);
     } else {
+        // A product takes microseconds to a millisecond: the spinning team, not rayon, whose
+        // wake-up costs tens of microseconds.
         let per = panels.div_ceil(threads);
-        rayon::scope(|s| {
-            for t in 1..threads {
-                let (first, last) = (t * per, ((t + 1) * per).min(panels));
-                if first < last {
-                    s.spawn(move |_| run(first, last));
-                }
+        crate::team::run(threads, &|t| {
+            let (first, last) = (t * per, ((t + 1) * per).min(panels));
+            if first < last {
+                run(first, last);
             }
-            run(0, per.min(panels));
         });
     }
 }

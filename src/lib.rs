@@ -24,6 +24,7 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod seq2seq;
+pub mod team;
 pub mod tensor;
 pub mod train;
 pub mod transducer;

@@ -1,0 +1,192 @@
+//! A team of spinning helper threads for parallel regions of a few microseconds.
+//!
+//! Decoding one sequence multiplies one row by a weight matrix per step: a few microseconds of
+//! work that two cores stream twice as fast, but waking a sleeping rayon worker costs tens of
+//! microseconds (measured: w4-g2p-b1 went from 276 to 766 ms when such products used rayon).
+//! Here helpers spin for a short while after each job, so back-to-back steps reach them in well
+//! under a microsecond; an idle helper parks after [`SPIN`] and costs nothing.
+//!
+//! Protocol: the caller publishes the job, bumps `epoch` and wakes parked helpers; helper `i`
+//! runs part `i + 1` and decrements `pending`; the caller runs part 0 and spins until `pending`
+//! is 0. One caller at a time (a mutex); a second concurrent caller runs its parts itself.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// How long a helper spins for the next job before it parks.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// A job: part index → work. Lifetime-erased; valid while the caller waits in [`run`].
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Shared {
+    /// Bumped once per job.
+    epoch: AtomicUsize,
+    /// Parts of the current job (helper `i` runs part `i + 1` when `i + 1 < parts`).
+    parts: AtomicUsize,
+    /// Helper parts not finished yet.
+    pending: AtomicUsize,
+    /// A helper's part panicked.
+    panicked: AtomicBool,
+    /// The current job (written under `lock`, read by helpers after the epoch bump).
+    job: Mutex<Option<SendJob>>,
+}
+
+#[derive(Clone, Copy)]
+struct SendJob(Job);
+// SAFETY: the pointee is `Sync`, and `run` keeps it alive until every helper is done with it.
+unsafe impl Send for SendJob {}
+
+struct Helper {
+    thread: Thread,
+    parked: AtomicBool,
+}
+
+struct Team {
+    shared: &'static Shared,
+    helpers: Vec<&'static Helper>,
+    /// One caller at a time.
+    lock: Mutex<()>,
+}
+
+/// The team, created on first use with `helpers` threads (later calls may use fewer).
+fn team(helpers: usize) -> &'static Team {
+    static TEAM: OnceLock<Team> = OnceLock::new();
+    TEAM.get_or_init(|| {
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            epoch: AtomicUsize::new(0),
+            parts: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            job: Mutex::new(None),
+        }));
+        let helpers = (0..helpers)
+            .map(|i| {
+                let (tx, rx) = std::sync::mpsc::channel::<&'static Helper>();
+                let thread = std::thread::Builder::new()
+                    .name(format!("recur-team-{i}"))
+                    .spawn(move || helper_loop(shared, i, rx.recv().expect("helper record")))
+                    .expect("spawn a team helper");
+                let h: &'static Helper = Box::leak(Box::new(Helper {
+                    thread: thread.thread().clone(),
+                    parked: AtomicBool::new(false),
+                }));
+                tx.send(h).expect("helper starts");
+                h
+            })
+            .collect();
+        Team {
+            shared,
+            helpers,
+            lock: Mutex::new(()),
+        }
+    })
+}
+
+fn helper_loop(shared: &'static Shared, index: usize, me: &'static Helper) {
+    let mut seen = 0;
+    loop {
+        // Spin for the next job, then park until woken.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while shared.epoch.load(SeqCst) == seen {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 && start.elapsed() > SPIN {
+                me.parked.store(true, SeqCst);
+                // Re-check after announcing: a caller that bumped the epoch before seeing the
+                // flag is seen here; one that bumps it after sees the flag and unparks.
+                while shared.epoch.load(SeqCst) == seen {
+                    std::thread::park();
+                }
+                me.parked.store(false, SeqCst);
+            }
+        }
+        seen = shared.epoch.load(SeqCst);
+        if index + 1 < shared.parts.load(SeqCst) {
+            let job = shared
+                .job
+                .lock()
+                .expect("team job")
+                .expect("a published job");
+            // SAFETY: `run` keeps the closure alive until `pending` reaches 0.
+            let f = unsafe { &*job.0 };
+            if catch_unwind(AssertUnwindSafe(|| f(index + 1))).is_err() {
+                shared.panicked.store(true, SeqCst);
+            }
+            shared.pending.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// Runs `f(0)`, …, `f(parts - 1)` in parallel, `f(0)` on the calling thread, and returns when all
+/// are done. With `parts <= 1`, or while another caller holds the team, runs them in order here.
+pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    let serial = || (0..parts).for_each(f);
+    if parts <= 1 {
+        return serial();
+    }
+    let team = team(crate::gemm::num_threads().max(parts) - 1);
+    let Ok(_guard) = team.lock.try_lock() else {
+        return serial();
+    };
+    // Parts beyond the helpers run here, after part 0.
+    let shared_parts = parts.min(team.helpers.len() + 1);
+    let shared = team.shared;
+    // SAFETY (lifetime erasure): this function does not return before every helper finished
+    // its part (`pending == 0`), and the job is cleared before the guard is released.
+    let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
+    *shared.job.lock().expect("team job") = Some(SendJob(job));
+    shared.parts.store(shared_parts, SeqCst);
+    shared.pending.store(shared_parts - 1, SeqCst);
+    shared.epoch.fetch_add(1, SeqCst);
+    for h in &team.helpers[..shared_parts - 1] {
+        if h.parked.load(SeqCst) {
+            h.thread.unpark();
+        }
+    }
+    let mine = catch_unwind(AssertUnwindSafe(|| {
+        f(0);
+        (shared_parts..parts).for_each(f);
+    }));
+    while shared.pending.load(SeqCst) != 0 {
+        std::hint::spin_loop();
+    }
+    *shared.job.lock().expect("team job") = None;
+    if let Err(p) = mine {
+        std::panic::resume_unwind(p);
+    }
+    assert!(
+        !shared.panicked.swap(false, SeqCst),
+        "a team helper panicked"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_runs_once_and_results_are_visible() {
+        for parts in [1, 2, 3] {
+            for _ in 0..200 {
+                let hits: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                run(parts, &|i| {
+                    hits[i].fetch_add(1, SeqCst);
+                });
+                // Every part runs exactly once, even with more parts than helpers.
+                assert!(hits.iter().all(|h| h.load(SeqCst) == 1), "{parts} parts");
+            }
+        }
+        // After the helpers parked, a job still reaches them.
+        std::thread::sleep(SPIN * 3);
+        let hits = AtomicUsize::new(0);
+        run(2, &|_| {
+            hits.fetch_add(1, SeqCst);
+        });
+        assert_eq!(hits.load(SeqCst), 2);
+    }
+}
