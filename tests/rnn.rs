@@ -617,3 +617,34 @@ fn tokens_through_a_packed_embedding_equal_embedding_then_forward() {
     let wide = rnn.pack_embedded(&random(&[vocab, 5], &mut rng));
     assert!(err_text(wide).contains("(V, 6)"));
 }
+
+#[test]
+fn training_with_weights_packed_once_gives_bit_identical_results() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    for mode in modes() {
+        let mut plain = stacked(mode, false);
+        let mut fast = plain.clone();
+        let packed = fast.pack_for_training();
+        // Several calls with one pack, as a decoder's steps use it.
+        for &(t, b) in &[(1, 3), (1, 3), (4, 2)] {
+            let x = random(&[t, b, 6], &mut rng);
+            let lens: Vec<usize> = (0..b).map(|i| (i + 1).min(t)).collect();
+            let dout = random(&[t, b, 2 * plain.config().state_size()], &mut rng);
+            let (o1, c1) = plain
+                .forward_train(&x, Some(&lens), None, &mut seeded_rng(5))
+                .unwrap();
+            let (o2, c2) = fast
+                .forward_train_with(Some(&packed), &x, Some(&lens), None, &mut seeded_rng(5))
+                .unwrap();
+            assert_eq!(o1, o2, "{mode:?}");
+            let g1 = plain.backward(&c1, Some(&dout), None, None).unwrap();
+            let g2 = fast
+                .backward_with(Some(&packed), &c2, Some(&dout), None, None)
+                .unwrap();
+            assert_eq!(g1, g2, "{mode:?}");
+        }
+        for (p, q) in plain.params().iter().zip(fast.params()) {
+            assert_eq!(p.grad, q.grad, "{mode:?} {}", p.name);
+        }
+    }
+}

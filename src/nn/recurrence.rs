@@ -65,6 +65,31 @@ pub struct PackedDir {
     bias: Option<Vec<f32>>,
     /// Step (A) precomputed for every possible input row `[V, G·H]` (see [`PackedDir::tabulate`]).
     table: Option<Vec<f32>>,
+    /// What backward multiplies by, when packed for training ([`PackedDir::pack_backward`]).
+    grad: Option<GradPack>,
+}
+
+/// The weights as backward multiplies by them: `op = W_hh` (G·H × out), `W_hr` (out × H) and
+/// `W_ih` (G·H × I), untransposed.
+#[derive(Clone, Debug)]
+struct GradPack {
+    w_hh: PackedB,
+    w_hr: Option<PackedB>,
+    w_ih: PackedB,
+}
+
+impl GradPack {
+    fn new(w: &DirWeights, d: Dims) -> Self {
+        let (gh, ho, hid) = (d.gates(), d.out, d.hidden);
+        GradPack {
+            w_hh: PackedB::new(w.w_hh.value.data(), Trans::N, gh, ho),
+            w_hr: w
+                .w_hr
+                .as_ref()
+                .map(|p| PackedB::new(p.value.data(), Trans::N, ho, hid)),
+            w_ih: PackedB::new(w.w_ih.value.data(), Trans::N, gh, d.input),
+        }
+    }
 }
 
 /// What a sweep reads at each step: features, or token ids whose step (A) is looked up.
@@ -102,7 +127,14 @@ impl PackedDir {
                 .map(|p| PackedB::new(p.value.data(), Trans::T, d.hidden, d.out)),
             bias,
             table: None,
+            grad: None,
         }
+    }
+
+    /// Also packs the weights as [`backward`] multiplies by them, so that a sweep run once per
+    /// step (a decoder in training) packs nothing per step in either direction.
+    pub fn pack_backward(&mut self, w: &DirWeights, d: Dims) {
+        self.grad = Some(GradPack::new(w, d));
     }
 
     /// Precomputes step (A) for each row of `rows` `[V, I]` (an embedding's weight, when the
@@ -328,9 +360,11 @@ pub fn forward(
 /// * `d_out` `[T, B, out]`: ∂L/∂output of this direction.
 /// * `dh` `[B, out]`: ∂L/∂h_n in, ∂L/∂h0 out; `dc` `[B, H]` likewise for LSTM.
 /// * `dx` `[T, B, I]`: ∂L/∂x is added into it.
+/// * `packed`: weights from [`PackedDir::pack_backward`] (packed here when absent; same bits).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     w: &mut DirWeights,
+    packed: Option<&PackedDir>,
     d: Dims,
     x: &[f32],
     active: &[usize],
@@ -361,12 +395,16 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    // Packed once for all steps: op = W_hh (G·H × out), W_hr (out × H).
-    let w_hh = PackedB::new(w.w_hh.value.data(), Trans::N, gh, ho);
-    let w_hr = w
-        .w_hr
-        .as_ref()
-        .map(|p| PackedB::new(p.value.data(), Trans::N, ho, hid));
+    // Packed once for all steps (or given): op = W_hh (G·H × out), W_hr (out × H), W_ih.
+    let local;
+    let pk = match packed.and_then(|p| p.grad.as_ref()) {
+        Some(g) => g,
+        None => {
+            local = GradPack::new(w, d);
+            &local
+        }
+    };
+    let (w_hh, w_hr) = (&pk.w_hh, &pk.w_hr);
 
     for s in (0..d.steps).rev() {
         let t = time_of(s, d.steps, reverse);
@@ -413,18 +451,18 @@ pub fn backward(
                     lstm::backward(n, hid, act, cp, tc, &dh[..n * hid], &mut dc[..n * hid], dg);
                 }
                 // (B) ∂L/∂h = ∂L/∂a · W_hh
-                matmul_packed(&mut dh[..n * ho], dg, Trans::N, &w_hh, n, false, threads);
+                matmul_packed(&mut dh[..n * ho], dg, Trans::N, w_hh, n, false, threads);
             }
             RnnMode::Gru => {
                 let hg = &trace.hg[row * gh..][..n * gh];
                 let hp = &trace.h_prev[row * hid..][..n * hid];
                 let dhgs = &mut dhg[row * gh..][..n * gh];
                 gru::backward(n, hid, act, hg, hp, &mut dh[..n * hid], dg, dhgs);
-                matmul_packed(&mut dh[..n * hid], dhgs, Trans::N, &w_hh, n, true, threads);
+                matmul_packed(&mut dh[..n * hid], dhgs, Trans::N, w_hh, n, true, threads);
             }
             RnnMode::RnnTanh | RnnMode::RnnRelu => {
                 elman::backward(n, hid, d.mode.nonlinearity(), act, &dh[..n * hid], dg);
-                matmul_packed(&mut dh[..n * hid], dg, Trans::N, &w_hh, n, false, threads);
+                matmul_packed(&mut dh[..n * hid], dg, Trans::N, w_hh, n, false, threads);
             }
         }
     }
@@ -480,16 +518,5 @@ pub fn backward(
         );
     }
     // (F) ∂L/∂x += ∂L/∂a · W_ih
-    matmul(
-        dx,
-        &dgates,
-        Trans::N,
-        w.w_ih.value.data(),
-        Trans::N,
-        tb,
-        d.input,
-        gh,
-        true,
-        threads,
-    );
+    matmul_packed(dx, &dgates, Trans::N, &pk.w_ih, tb, true, threads);
 }

@@ -309,6 +309,20 @@ struct Layout {
     active: Vec<usize>,
 }
 
+impl Layout {
+    /// No steps, no rows: for sizes that do not depend on the batch (packing weights).
+    fn empty() -> Self {
+        Layout {
+            batch_first: false,
+            unbatched: false,
+            steps: 0,
+            batch: 0,
+            perm: None,
+            active: Vec::new(),
+        }
+    }
+}
+
 /// What the first layer reads.
 #[derive(Clone, Copy)]
 enum RunInput<'a> {
@@ -410,14 +424,7 @@ impl Rnn {
     /// The weights packed for [`Rnn::forward_packed`]: pack once, then run many short
     /// sequences (decoder steps) without re-packing. Stale once the parameters change.
     pub fn pack(&self) -> RnnPacked {
-        let lay = Layout {
-            batch_first: false,
-            unbatched: false,
-            steps: 0,
-            batch: 0,
-            perm: None,
-            active: Vec::new(),
-        };
+        let lay = Layout::empty();
         let nd = self.cfg.num_directions();
         let dirs = self
             .cells
@@ -538,7 +545,36 @@ impl Rnn {
         state: Option<&RnnState>,
         rng: &mut Rng64,
     ) -> Result<(RnnOutput, RnnCache)> {
-        let (out, cache) = self.run(RunInput::Features(input), lengths, state, Some(rng), None)?;
+        self.forward_train_with(None, input, lengths, state, rng)
+    }
+
+    /// The weights packed for both directions of training ([`Rnn::forward_train_with`] and
+    /// [`Rnn::backward_with`]): for a layer run one step at a time, such as a decoder's, which
+    /// would otherwise pack them at every step. Stale once the parameters change.
+    pub fn pack_for_training(&self) -> RnnPacked {
+        let mut packed = self.pack();
+        let nd = self.cfg.num_directions();
+        let lay = Layout::empty();
+        for (i, (dir, w)) in packed.dirs.iter_mut().zip(&self.cells).enumerate() {
+            dir.pack_backward(w, self.dims(i / nd, &lay));
+        }
+        packed
+    }
+
+    /// [`Rnn::forward_train`] with packed weights (same results, bit for bit).
+    pub fn forward_train_with(
+        &self,
+        packed: Option<&RnnPacked>,
+        input: &Tensor,
+        lengths: Option<&[usize]>,
+        state: Option<&RnnState>,
+        rng: &mut Rng64,
+    ) -> Result<(RnnOutput, RnnCache)> {
+        if let Some(p) = packed {
+            self.check_packed(p)?;
+        }
+        let input = RunInput::Features(input);
+        let (out, cache) = self.run(input, lengths, state, Some(rng), packed)?;
         Ok((out, cache.expect("training forward keeps its cache")))
     }
 
@@ -855,6 +891,22 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RnnGrads> {
+        self.backward_with(None, cache, grad_output, grad_h_n, grad_c_n)
+    }
+
+    /// [`Rnn::backward`] with weights from [`Rnn::pack_for_training`] (same results, bit for
+    /// bit), for a layer run one step at a time.
+    pub fn backward_with(
+        &mut self,
+        packed: Option<&RnnPacked>,
+        cache: &RnnCache,
+        grad_output: Option<&Tensor>,
+        grad_h_n: Option<&Tensor>,
+        grad_c_n: Option<&Tensor>,
+    ) -> Result<RnnGrads> {
+        if let Some(p) = packed {
+            self.check_packed(p)?;
+        }
         let lay = &cache.layout;
         let (hid, ho, nd) = (
             self.cfg.hidden_size,
@@ -901,6 +953,7 @@ impl Rnn {
                     let mut dx = vec![0.0f32; tb * d.input];
                     recurrence::backward(
                         w,
+                        packed.map(|p| &p.dirs[layer * nd + dir]),
                         d,
                         &lc.input,
                         &lay.active,

@@ -237,6 +237,17 @@ impl Decoder {
                 .expect("the decoder's embedding width is its RNN's input size"),
             _ => self.rnn.pack(),
         };
+        self.pack_with(rnn)
+    }
+
+    /// Every weight a training step multiplies by, forward and backward, packed once for the
+    /// steps of a batch ([`Decoder::step`] with `rng`, then [`Decoder::step_backward`]).
+    pub fn pack_for_training(&self) -> DecoderPacked {
+        self.pack_with(self.rnn.pack_for_training())
+    }
+
+    /// The attention and output weights packed, beside the recurrent layers' `rnn`.
+    fn pack_with(&self, rnn: RnnPacked) -> DecoderPacked {
         DecoderPacked {
             rnn,
             attention: match &self.attention {
@@ -250,8 +261,8 @@ impl Decoder {
 
     /// One step from previous tokens `prev` (B): logits (B, V), attention weights (B, S) (empty
     /// without attention) and the next state; with `rng`, trains and returns the cache.
-    /// `packed`: the weights from [`Decoder::pack`], to skip re-packing them at every step when
-    /// decoding (the same results, bit for bit; ignored in training).
+    /// `packed`: the weights from [`Decoder::pack`] (decoding) or [`Decoder::pack_for_training`]
+    /// (training), to skip re-packing them at every step (the same results, bit for bit).
     pub fn step(
         &self,
         prev: &[i64],
@@ -262,9 +273,8 @@ impl Decoder {
     ) -> Result<(Tensor, Vec<f32>, DecoderState, Option<StepCache>)> {
         let (b, hd) = (prev.len(), self.hidden);
         let train = rng.is_some();
-        let packed = packed.filter(|_| !train);
         let attn_w = packed.and_then(|p| p.attention.as_ref());
-        if let (Attention::None, Some(p)) = (&self.attention, packed) {
+        if let (Attention::None, Some(p), false) = (&self.attention, packed, train) {
             // The embedding is folded into the packed first layer: look the tokens up.
             let o = self
                 .rnn
@@ -293,7 +303,10 @@ impl Decoder {
         let x = Tensor::from_vec(&[1, b, x.len() / b.max(1)], x)?; // (1, B, E+K or E or E+Hd)
         let (o, rnn_cache) = match rng.as_deref_mut() {
             Some(r) => {
-                let (o, c) = self.rnn.forward_train(&x, None, Some(&state.rnn), r)?;
+                let p = packed.map(|p| &p.rnn);
+                let (o, c) = self
+                    .rnn
+                    .forward_train_with(p, &x, None, Some(&state.rnn), r)?;
                 (o, Some(c))
             }
             None => match packed {
@@ -360,8 +373,11 @@ impl Decoder {
 
     /// Backward of one step: ∂L/∂logits (B, V) and the gradient of the next state in; adds
     /// into parameter and memory gradients; returns the gradient of the previous state.
+    /// `packed`: the weights from [`Decoder::pack_for_training`] (same bits as without).
+    #[allow(clippy::too_many_arguments)]
     pub fn step_backward(
         &mut self,
+        packed: Option<&DecoderPacked>,
         cache: &StepCache,
         mem: &Memory,
         dlogits: &Tensor,
@@ -411,9 +427,10 @@ impl Decoder {
             }
         }
         let dy = Tensor::from_vec(&[1, b, hd], ds_top)?;
-        let g = self
-            .rnn
-            .backward(&cache.rnn, Some(&dy), Some(&dnext.h), dnext.c.as_ref())?;
+        let p = packed.map(|p| &p.rnn);
+        let g =
+            self.rnn
+                .backward_with(p, &cache.rnn, Some(&dy), Some(&dnext.h), dnext.c.as_ref())?;
         let mut dprev = StateGrad {
             h: g.h0,
             c: g.c0,

@@ -209,6 +209,7 @@ impl Seq2Seq {
         let mut caches = Vec::with_capacity(t);
         let mut logits = Vec::with_capacity(t * b * v);
         let mut prev = batch.tgt_in[..b].to_vec();
+        let packed = self.decoder.pack_for_training(); // once for the batch's steps
         for i in 0..t {
             if i > 0 {
                 prev.copy_from_slice(&batch.tgt_in[i * b..][..b]);
@@ -221,7 +222,9 @@ impl Seq2Seq {
                     }
                 }
             }
-            let (l, _, next, cache) = self.decoder.step(&prev, &state, &mem, Some(rng), None)?;
+            let (l, _, next, cache) =
+                self.decoder
+                    .step(&prev, &state, &mem, Some(rng), Some(&packed))?;
             logits.extend_from_slice(l.data());
             caches.push(cache.expect("training step keeps its cache"));
             state = next;
@@ -241,9 +244,14 @@ impl Seq2Seq {
         let mut dstate = StateGrad::zeros(&state);
         for i in (0..t).rev() {
             let dl = Tensor::from_vec(&[b, v], dlogits[i * b * v..][..b * v].to_vec())?;
-            dstate = self
-                .decoder
-                .step_backward(&caches[i], &mem, &dl, &dstate, &mut dmem)?;
+            dstate = self.decoder.step_backward(
+                Some(&packed),
+                &caches[i],
+                &mem,
+                &dl,
+                &dstate,
+                &mut dmem,
+            )?;
         }
         self.decoder
             .attention
