@@ -36,26 +36,49 @@ pub fn forward(
         let c = &mut c[r * hidden..(r + 1) * hidden];
         let h = &mut h[r * hidden..(r + 1) * hidden];
         let tc = &mut tanh_c[r * hidden..(r + 1) * hidden];
-        // Zipped iterators: no bounds checks, so the loop vectorizes.
-        let gates = ai.iter_mut().zip(af.iter_mut()).zip(ag.iter_mut().zip(ao.iter_mut()));
-        let state = c.iter_mut().zip(h.iter_mut().zip(tc.iter_mut()));
-        for (((ai, af), (ag, ao)), (c, (h, tc))) in gates.zip(state) {
-            // (1)
-            let i = sigmoid(*ai);
-            let f = sigmoid(*af);
-            let g = tanh(*ag);
-            let o = sigmoid(*ao);
-            // (2)
-            let c_new = f * *c + i * g;
-            // (3)
-            let t = tanh(c_new);
-            (*ai, *af, *ag, *ao) = (i, f, g, o);
-            *c = c_new;
-            *tc = t;
-            *h = o * t;
-        }
+        row(ai, af, ag, ao, c, h, tc);
     }
 }
+}
+
+/// Steps (1)–(3) on one row. Every slice is `hidden` long, so the loops carry no bounds checks,
+/// and each loop touches at most 4 arrays: with all 7 in one loop LLVM gave up vectorizing it
+/// (40 ns per unit, against 1 ns for the backward kernel). Same arithmetic, same bits.
+#[inline(always)]
+fn row(
+    ai: &mut [f32],
+    af: &mut [f32],
+    ag: &mut [f32],
+    ao: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    tc: &mut [f32],
+) {
+    let n = c.len();
+    let (ai, af, ag, ao, h, tc) = (
+        &mut ai[..n],
+        &mut af[..n],
+        &mut ag[..n],
+        &mut ao[..n],
+        &mut h[..n],
+        &mut tc[..n],
+    );
+    // (1)
+    for j in 0..n {
+        ai[j] = sigmoid(ai[j]);
+        af[j] = sigmoid(af[j]);
+        ag[j] = tanh(ag[j]);
+        ao[j] = sigmoid(ao[j]);
+    }
+    // (2)
+    for j in 0..n {
+        c[j] = af[j] * c[j] + ai[j] * ag[j];
+    }
+    // (3)
+    for j in 0..n {
+        tc[j] = tanh(c[j]);
+        h[j] = ao[j] * tc[j];
+    }
 }
 
 simd! {

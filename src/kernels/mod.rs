@@ -23,7 +23,8 @@ pub fn exp(x: f32) -> f32 {
     const C2: f32 = -2.121_944_4e-4; // ln 2 - C1
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
     let x = x.clamp(-87.336_55, 88.376_26);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -32,7 +33,11 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * (r * r) + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // 2^n: t = 1.5·2^23 + n exactly, so t's low mantissa bits hold n (|n| <= 127). Integer
+    // arithmetic on those bits vectorizes; `n as i32` (a saturating cast) did not, and cost the
+    // gate kernels most of their time.
+    let n_bits = t.to_bits().wrapping_sub(ROUND.to_bits());
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// The logistic function σ(x) = 1 / (1 + e^-x).
