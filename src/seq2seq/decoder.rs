@@ -283,7 +283,10 @@ impl Decoder {
             let z = o.output.data(); // (B, Hd)
             self.out
                 .forward_rows_with(Some(&p.out), z, b, logits.data_mut())?;
-            let next = self.initial_state(RnnState { h: o.h_n, c: o.c_n });
+            let next = DecoderState {
+                rnn: RnnState { h: o.h_n, c: o.c_n },
+                feed: Vec::new(), // input feeding is Luong's only
+            };
             return Ok((logits, Vec::new(), next, None));
         }
         let mut e = self.embedding.forward(prev, &[b])?.into_vec(); // (B, E)
