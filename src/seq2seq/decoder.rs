@@ -377,7 +377,6 @@ impl Decoder {
     /// Backward of one step: ∂L/∂logits (B, V) and the gradient of the next state in; adds
     /// into parameter and memory gradients; returns the gradient of the previous state.
     /// `packed`: the weights from [`Decoder::pack_for_training`] (same bits as without).
-    #[allow(clippy::too_many_arguments)]
     pub fn step_backward(
         &mut self,
         packed: Option<&DecoderPacked>,
