@@ -3,6 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::with_stdin;
+
 fn recur() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recur"))
 }
@@ -43,24 +46,6 @@ fn conformance_prints_a_line_per_case_and_a_summary() {
     assert!(text.contains("broken") && text.contains("FAIL"), "{text}");
     assert!(text.trim_end().ends_with("3 passed, 1 failed"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// Runs `cmd` with `input` on its standard input; returns its output.
-fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn run_ok(cmd: &mut Command) -> String {

@@ -2,9 +2,10 @@
 //! tests/data/g2p_en/expected.tsv (see make_expected.py there), and clear errors for
 //! checkpoints that are not g2p_en's.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod common;
 
 use npyz::WriterBuilder;
 use recur::import::g2p_en;
@@ -36,21 +37,8 @@ fn expected() -> Vec<(String, String)> {
 }
 
 fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(["--threads", "1"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recur"));
+    let out = common::with_stdin(cmd.args(["--threads", "1"]).args(args), stdin);
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
