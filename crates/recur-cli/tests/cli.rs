@@ -1,0 +1,284 @@
+//! The `recur` binary end to end.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::with_stdin;
+
+fn recur() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+}
+
+fn fixtures() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../recur/tests/fixtures"
+    ))
+}
+
+#[test]
+fn conformance_prints_a_line_per_case_and_a_summary() {
+    let dir = std::env::temp_dir().join(format!("recur-cli-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for case in ["lstm_packed_bidir", "gru_cell", "rnn_relu_bidir"] {
+        std::fs::copy(
+            fixtures().join(format!("{case}.safetensors")),
+            dir.join(format!("{case}.safetensors")),
+        )
+        .unwrap();
+    }
+    let out = recur().args(["conformance"]).arg(&dir).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("gru_cell")
+            && lines[0].contains(" ok ")
+            && lines[0].contains("max_abs="),
+        "{text}"
+    );
+    assert_eq!(lines[3], "3 passed, 0 failed");
+
+    // A case of an unsupported kind makes the run fail, with the summary still printed.
+    std::fs::write(dir.join("broken.safetensors"), b"not a safetensors file").unwrap();
+    let out = recur().args(["conformance"]).arg(&dir).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!out.status.success());
+    assert!(text.contains("broken") && text.contains("FAIL"), "{text}");
+    assert!(text.trim_end().ends_with("3 passed, 1 failed"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Trains a tiny cipher model, stops it early and resumes it: the resumed run ends with the
+/// very same parameters as an uninterrupted one. Then evaluates and translates with it.
+#[test]
+fn train_stop_resume_eval_translate_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("recur-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name);
+    run_ok(
+        recur()
+            .args(["data", "cipher", "--n", "300", "--seed", "1", "--out"])
+            .arg(p("train.tsv")),
+    );
+    run_ok(
+        recur()
+            .args(["data", "cipher", "--n", "40", "--seed", "2", "--out"])
+            .arg(p("dev.tsv")),
+    );
+    let config = format!(
+        "[data]\ntrain = {:?}\ndev = {:?}\nsrc_col = 1\ntgt_col = 0\n\n[model]\ncell = \"gru\"\nemb_dim = 8\nhidden_size = 16\nattn_dim = 8\n\n[train]\nepochs = 3\nmax_tokens = 300\neval_every = 4\nlr = 0.01\n",
+        p("train.tsv"),
+        p("dev.tsv")
+    );
+    std::fs::write(p("run.toml"), config).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let mut c = recur();
+        c.args(["--threads", "1", "train", "--quiet", "--config"])
+            .arg(p("run.toml"))
+            .arg("--out")
+            .arg(p(out))
+            .args(extra);
+        run_ok(&mut c)
+    };
+    train("whole", &[]);
+    train("split", &["--set", "train.max_steps=7"]);
+    let stopped = std::fs::read(p("split/last/model.safetensors")).unwrap();
+    assert!(
+        stopped != std::fs::read(p("whole/last/model.safetensors")).unwrap(),
+        "the first half stopped early"
+    );
+    train("split", &["--resume"]);
+    let same = std::fs::read(p("split/last/model.safetensors")).unwrap()
+        == std::fs::read(p("whole/last/model.safetensors")).unwrap();
+    assert!(
+        same,
+        "a resumed run ends exactly where the uninterrupted one does"
+    );
+    for f in [
+        "best/model.safetensors",
+        "best/config.json",
+        "best/src_vocab.json",
+        "log.jsonl",
+        "curves.png",
+    ] {
+        assert!(p("whole").join(f).exists(), "{f}");
+    }
+
+    // A second run into the same directory is refused rather than overwriting it.
+    let out = recur()
+        .args(["train", "--quiet", "--config"])
+        .arg(p("run.toml"))
+        .arg("--out")
+        .arg(p("whole"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let report = run_ok(
+        recur()
+            .args(["eval", "--json", "--beam", "2", "--topk", "2", "--model"])
+            .arg(p("whole/best"))
+            .arg("--data")
+            .arg(p("dev.tsv")),
+    );
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(v["words"], 40);
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.0 && v["ter"].as_f64().unwrap() >= 0.0);
+
+    let out = with_stdin(
+        recur()
+            .args(["translate", "--beam", "3", "--model"])
+            .arg(p("whole/best")),
+        "FUVEMVEMNMERPDRF\n\nABC\n",
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "one output line per input line, the empty one included: {text:?}"
+    );
+    assert_eq!(
+        text.lines().nth(1),
+        Some(""),
+        "an empty source decodes to an empty output"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_is_an_error_naming_the_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("recur-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.tsv"), "ab\tcd\nno-tab-here\n").unwrap();
+    let out = recur()
+        .args(["train", "--quiet", "--set"])
+        .arg(format!("data.train={:?}", dir.join("bad.tsv")))
+        .arg("--out")
+        .arg(dir.join("o"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.tsv") && err.contains(":2"), "{err}");
+    let out = recur()
+        .args(["translate", "--model"])
+        .arg(dir.join("missing-model"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing-model"));
+
+    // Invalid UTF-8 and an empty file: errors naming the file (and line); no panic (exit 1).
+    std::fs::write(dir.join("bad8.tsv"), b"ab\tcd\nx\xffy\tz\n").unwrap();
+    std::fs::write(dir.join("empty.tsv"), b"").unwrap();
+    for (file, want) in [
+        ("bad8.tsv", "bad8.tsv:2: invalid UTF-8"),
+        ("empty.tsv", "empty.tsv: no examples"),
+    ] {
+        let out = recur()
+            .args(["train", "--quiet", "--set"])
+            .arg(format!("data.train={:?}", dir.join(file)))
+            .arg("--out")
+            .arg(dir.join("o"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    // --skip-bad-lines counts and reports instead.
+    let out = recur()
+        .args([
+            "train",
+            "--quiet",
+            "--set",
+            "train.max_steps=1",
+            "--set",
+            "data.skip_bad_lines=true",
+            "--set",
+        ])
+        .arg(format!("data.train={:?}", dir.join("bad8.tsv")))
+        .arg("--out")
+        .arg(dir.join("o"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("skipped 1 bad lines (first: line 2"), "{err}");
+
+    // A corrupt model directory: a truncated model.safetensors, then a broken config.json.
+    let model = dir.join("corrupt-model");
+    std::fs::create_dir_all(&model).unwrap();
+    let pretrained = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/hi-translit");
+    for f in ["config.json", "src_vocab.json", "tgt_vocab.json"] {
+        std::fs::copy(pretrained.join(f), model.join(f)).unwrap();
+    }
+    let weights = std::fs::read(pretrained.join("model.safetensors")).unwrap();
+    std::fs::write(model.join("model.safetensors"), &weights[..5000]).unwrap();
+    std::fs::write(model.join("bad.txt"), "ghar\n").unwrap();
+    let translate = || {
+        recur()
+            .args(["translate", "--input"])
+            .arg(model.join("bad.txt"))
+            .arg("--model")
+            .arg(&model)
+            .output()
+            .unwrap()
+    };
+    let out = translate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("model.safetensors: corrupt"), "{err}");
+    std::fs::write(model.join("config.json"), "{\n").unwrap();
+    let out = translate();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("config.json:2"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn shipped_models_work_by_name_from_any_directory() {
+    let cwd = std::env::temp_dir();
+    let translate = |model: &str, extra: &[&str], input: &str| {
+        let out = with_stdin(
+            recur()
+                .current_dir(&cwd)
+                .args(["translate", "--model", model])
+                .args(extra),
+            input,
+        );
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The README's and the model cards' examples.
+    assert_eq!(
+        translate(
+            "hi-translit",
+            &["--sentences", "--beam", "4"],
+            "main ghar ja raha hoon\n"
+        ),
+        "मैं घर जा रहा हून\n"
+    );
+    assert_eq!(
+        translate("en-g2p", &[], "hello\nrecurrent\n"),
+        "HH EH L OW\nR IY K ER AH N T\n"
+    );
+}

@@ -1,0 +1,287 @@
+//! Models by name: the shipped pretrained models, the user's own model directories and training
+//! runs, found the same way by every front end.
+//!
+//! [`resolve`] turns what a user typed (`--model X`, `recur.load("X")`) into a [`ModelSource`]:
+//!
+//! 1. `X` is an existing directory: a model directory (it has `config.json`), or a training
+//!    run (`recur train --out X`: it has `best/`), which means `X/best`.
+//! 2. `X` is a plain name (no path separator): the first directory `NAME` with a `config.json`
+//!    in the folders of `$RECUR_MODELS` (separated like `PATH`), then in the user's folder
+//!    (`$XDG_DATA_HOME/recur/models`, else `~/.local/share/recur/models`), then the models
+//!    compiled into the library (feature `bundled-models`: `hi-translit`, `en-g2p`).
+//! 3. Anything else is an error that lists the names it knows.
+//!
+//! A model of the user's shadows a bundled one of the same name.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{CONFIG_FILE, MODEL_FILE};
+use crate::error::{Error, Result};
+
+/// The environment variable with extra model folders (each holds one directory per model).
+pub const MODELS_ENV: &str = "RECUR_MODELS";
+/// A model directory's card, whose first line gives the summary [`available`] shows.
+pub const CARD_FILE: &str = "MODEL_CARD.md";
+
+/// A model compiled into the library: the files of its model directory.
+#[derive(Debug)]
+pub struct BundledModel {
+    /// Its name, e.g. `hi-translit`.
+    pub name: &'static str,
+    /// `config.json`.
+    pub config: &'static [u8],
+    /// `src_vocab.json`.
+    pub src_vocab: &'static [u8],
+    /// `tgt_vocab.json`.
+    pub tgt_vocab: &'static [u8],
+    /// `model.safetensors`.
+    pub weights: &'static [u8],
+    /// `MODEL_CARD.md`.
+    pub card: &'static str,
+}
+
+/// Where a model's files are.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// A model directory on disk.
+    Dir(PathBuf),
+    /// A model compiled into the library.
+    Bundled(&'static BundledModel),
+}
+
+impl ModelSource {
+    /// Where it is, for messages: the directory, or `bundled:NAME`.
+    pub fn location(&self) -> String {
+        match self {
+            ModelSource::Dir(d) => d.display().to_string(),
+            ModelSource::Bundled(b) => format!("bundled:{}", b.name),
+        }
+    }
+
+    /// The four files of the model directory, read from disk or borrowed from the binary.
+    pub fn files(&self) -> Result<ModelFiles<'static>> {
+        match self {
+            ModelSource::Bundled(b) => Ok(ModelFiles {
+                origin: PathBuf::from(format!("bundled:{}", b.name)),
+                config: Cow::Borrowed(b.config),
+                src_vocab: Cow::Borrowed(b.src_vocab),
+                tgt_vocab: Cow::Borrowed(b.tgt_vocab),
+                weights: Cow::Borrowed(b.weights),
+            }),
+            ModelSource::Dir(dir) => {
+                // A save killed between its two renames leaves `DIR.old-<pid>`: read that.
+                let dir = crate::checkpoint::resolve(dir);
+                let read = |name: &str| {
+                    let p = dir.join(name);
+                    std::fs::read(&p)
+                        .map(Cow::Owned)
+                        .map_err(|e| Error::io(p, e))
+                };
+                Ok(ModelFiles {
+                    config: read(CONFIG_FILE)?,
+                    src_vocab: read("src_vocab.json")?,
+                    tgt_vocab: read("tgt_vocab.json")?,
+                    weights: read(MODEL_FILE)?,
+                    origin: dir,
+                })
+            }
+        }
+    }
+}
+
+/// The files of a model directory as bytes; `origin` (a directory or `bundled:NAME`) names
+/// them in error messages.
+#[derive(Debug, Clone)]
+pub struct ModelFiles<'a> {
+    /// The directory they came from, or `bundled:NAME`.
+    pub origin: PathBuf,
+    /// `config.json`.
+    pub config: Cow<'a, [u8]>,
+    /// `src_vocab.json`.
+    pub src_vocab: Cow<'a, [u8]>,
+    /// `tgt_vocab.json`.
+    pub tgt_vocab: Cow<'a, [u8]>,
+    /// `model.safetensors`.
+    pub weights: Cow<'a, [u8]>,
+}
+
+/// A model [`available`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The name to load it by.
+    pub name: String,
+    /// One line from its model card (empty without a card).
+    pub summary: String,
+    /// Where it is: a directory, or `bundled:NAME`.
+    pub location: String,
+}
+
+#[cfg(feature = "bundled-models")]
+macro_rules! bundled {
+    ($name:literal) => {
+        BundledModel {
+            name: $name,
+            config: include_bytes!(concat!("../../../models/", $name, "/config.json")),
+            src_vocab: include_bytes!(concat!("../../../models/", $name, "/src_vocab.json")),
+            tgt_vocab: include_bytes!(concat!("../../../models/", $name, "/tgt_vocab.json")),
+            weights: include_bytes!(concat!("../../../models/", $name, "/model.safetensors")),
+            card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
+        }
+    };
+}
+
+/// The models compiled into this build (none without the `bundled-models` feature).
+#[cfg(feature = "bundled-models")]
+pub static BUNDLED: &[BundledModel] = &[bundled!("hi-translit"), bundled!("en-g2p")];
+/// The models compiled into this build (none without the `bundled-models` feature).
+#[cfg(not(feature = "bundled-models"))]
+pub static BUNDLED: &[BundledModel] = &[];
+
+/// The folders searched for named models, in order: `$RECUR_MODELS`, then the user's folder.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os(MODELS_ENV)
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(d) = data_home {
+        dirs.push(d.join("recur/models"));
+    }
+    dirs.retain(|d| !d.as_os_str().is_empty());
+    dirs
+}
+
+/// Whether `dir` is a model directory.
+fn is_model_dir(dir: &Path) -> bool {
+    dir.join(CONFIG_FILE).is_file()
+}
+
+/// Finds the model `spec` names; see the [module docs](self) for the order.
+pub fn resolve(spec: impl AsRef<Path>) -> Result<ModelSource> {
+    let spec = spec.as_ref();
+    if spec.is_dir() {
+        if !is_model_dir(spec) && spec.join("best").is_dir() {
+            return Ok(ModelSource::Dir(spec.join("best")));
+        }
+        return Ok(ModelSource::Dir(spec.to_path_buf()));
+    }
+    if let Some(name) = plain_name(spec) {
+        if let Some(dir) = search_dirs()
+            .into_iter()
+            .map(|d| d.join(name))
+            .find(|d| is_model_dir(d))
+        {
+            return Ok(ModelSource::Dir(dir));
+        }
+        if let Some(b) = BUNDLED.iter().find(|b| b.name == name) {
+            return Ok(ModelSource::Bundled(b));
+        }
+    }
+    // A checkpoint whose save was interrupted exists only as `DIR.old-<pid>`.
+    let recovered = crate::checkpoint::resolve(spec);
+    if recovered != spec && is_model_dir(&recovered) {
+        return Ok(ModelSource::Dir(spec.to_path_buf()));
+    }
+    let known: Vec<String> = available().into_iter().map(|m| m.name).collect();
+    Err(Error::Parse {
+        path: spec.to_path_buf(),
+        line: None,
+        msg: format!(
+            "no such model directory, and no model of that name (known: {}; add your own as \
+             directories in ${MODELS_ENV})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    })
+}
+
+/// `spec` as a model name: one plain path component.
+fn plain_name(spec: &Path) -> Option<&str> {
+    let name = spec.to_str()?;
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\'])
+        && spec.components().count() == 1;
+    plain.then_some(name)
+}
+
+/// Every model that a name can load, first the user's, then the bundled ones, each name once
+/// (sorted by name within a folder).
+pub fn available() -> Vec<ModelInfo> {
+    let mut out: Vec<ModelInfo> = Vec::new();
+    for dir in search_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut found: Vec<ModelInfo> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| is_model_dir(p))
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?.to_string();
+                let card = std::fs::read_to_string(p.join(CARD_FILE)).unwrap_or_default();
+                Some(ModelInfo {
+                    summary: summary(&name, &card),
+                    location: p.display().to_string(),
+                    name,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(found);
+    }
+    out.extend(BUNDLED.iter().map(|b| ModelInfo {
+        name: b.name.to_string(),
+        summary: summary(b.name, b.card),
+        location: format!("bundled:{}", b.name),
+    }));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|m| seen.insert(m.name.clone()));
+    out
+}
+
+/// The card's first line without its `# ` and a leading `NAME: `.
+fn summary(name: &str, card: &str) -> String {
+    let first = card.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = first.trim_start_matches('#').trim();
+    line.strip_prefix(&format!("{name}:"))
+        .unwrap_or(line)
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_the_cards_title_without_the_name() {
+        let card = "# hi-translit: romanized Hindi → Devanagari\n\nmore";
+        assert_eq!(summary("hi-translit", card), "romanized Hindi → Devanagari");
+        assert_eq!(summary("x", "\n# Something else\n"), "Something else");
+        assert_eq!(summary("x", ""), "");
+    }
+
+    #[test]
+    fn plain_names_exclude_paths() {
+        assert_eq!(plain_name(Path::new("hi-translit")), Some("hi-translit"));
+        for p in ["a/b", "./a", "..", "/abs", ""] {
+            assert_eq!(plain_name(Path::new(p)), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let e = resolve("no-such-model-anywhere").unwrap_err().to_string();
+        assert!(e.contains("no such model directory"), "{e}");
+        for b in BUNDLED {
+            assert!(e.contains(b.name), "{e}");
+        }
+    }
+}
