@@ -277,7 +277,7 @@ fn train(
     time_limit: f64,
     quiet: bool,
 ) -> Result<()> {
-    let cfg = cli::train::load_config(config.as_deref(), &set)?;
+    let cfg = recur::transducer::RunConfig::load(config.as_deref(), &set)?;
     let args = cli::train::TrainArgs {
         out: out.clone(),
         resume,

@@ -21,6 +21,7 @@ pub mod module;
 pub mod nn;
 pub mod optim;
 pub mod seq2seq;
+pub mod session;
 pub mod team;
 pub mod tensor;
 pub mod train;

@@ -261,12 +261,11 @@ impl Trainer {
 
     /// Evaluates on `dev`, updates best/plateau bookkeeping; returns (accuracy, is best).
     pub fn evaluate(&mut self, dev: &[DevExample]) -> Result<(f64, bool)> {
-        let dev = if self.config.dev_limit > 0 && dev.len() > self.config.dev_limit {
-            &dev[..self.config.dev_limit]
-        } else {
-            dev
-        };
-        let acc = exact_match(&self.model, dev, self.config.dev_max_len_ratio)?;
+        let acc = exact_match(
+            &self.model,
+            self.dev_part(dev),
+            self.config.dev_max_len_ratio,
+        )?;
         let p = &mut self.progress;
         let best = p.evals == 0 || acc > p.best_accuracy;
         p.evals += 1;
@@ -286,6 +285,14 @@ impl Trainer {
             }
         }
         Ok((acc, best))
+    }
+
+    /// The part of `dev` that evaluations use: the first `dev_limit` examples (0: all).
+    pub fn dev_part<'a>(&self, dev: &'a [DevExample]) -> &'a [DevExample] {
+        match self.config.dev_limit {
+            0 => dev,
+            n => &dev[..dev.len().min(n)],
+        }
     }
 
     /// Whether early stopping or the step limit says stop.

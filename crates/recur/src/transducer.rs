@@ -81,6 +81,18 @@ impl Default for DataConfig {
     }
 }
 
+impl DataConfig {
+    /// A source string as the model sees it before tokenization (lowercased when
+    /// `lowercase_src`): one rule for training, evaluation and translation.
+    pub fn preprocess_source(&self, text: &str) -> String {
+        if self.lowercase_src {
+            text.to_lowercase()
+        } else {
+            text.to_string()
+        }
+    }
+}
+
 /// Everything `recur train` needs; saved as `config.json` next to the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -93,6 +105,58 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Decoding defaults of `recur translate` / `recur eval` (command-line options override).
     pub decode: DecodeConfig,
+}
+
+impl RunConfig {
+    /// Reads a run config: a TOML file (optional: all defaults without one) with
+    /// `section.key=value` overrides applied on top (`train.lr=0.001`, `data.dev="d.tsv"`; a
+    /// value that is not TOML is taken as a string).
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
+        let origin = path.unwrap_or(Path::new("--set"));
+        let bad = |line: Option<usize>, msg: String| Error::Parse {
+            path: origin.to_path_buf(),
+            line,
+            msg,
+        };
+        let mut value = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| bad(None, format!("not valid TOML: {e}")))?
+            }
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            set_key(&mut value, o).map_err(|msg| bad(None, format!("--set {o}: {msg}")))?;
+        }
+        toml::Value::Table(value)
+            .try_into()
+            .map_err(|e| bad(None, format!("invalid run config: {e}")))
+    }
+}
+
+/// Applies one `section.key=value` override to a TOML table.
+fn set_key(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), String> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or("expected section.key=value")?;
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty()).ok_or("empty key")?;
+    let mut table = root;
+    for part in parts {
+        table = table
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{part} is not a section"))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
 }
 
 /// Decoding defaults stored with a model (TOML section `[decode]`); unset means the built-in
@@ -229,11 +293,7 @@ impl Transducer {
     /// Source text → ids (lowercased when configured; unknown symbols → UNK; EOS appended
     /// when `[data] src_eos` is set).
     pub fn encode_source(&self, text: &str) -> Vec<i64> {
-        let text = if self.config.data.lowercase_src {
-            text.to_lowercase()
-        } else {
-            text.to_string()
-        };
+        let text = self.config.data.preprocess_source(text);
         let mut ids = self
             .src_vocab
             .encode(&self.config.data.src_tokens.tokenize(&text));
@@ -327,6 +387,23 @@ pub fn split_words(line: &str) -> Vec<(bool, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_config_overrides_apply_on_top_of_the_file() {
+        let dir = std::env::temp_dir().join(format!("recur-runcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.toml");
+        std::fs::write(&path, "[train]\nlr = 0.5\nepochs = 3\n").unwrap();
+        let sets = ["train.lr=0.25".to_string(), "data.train=x.tsv".to_string()];
+        let cfg = RunConfig::load(Some(&path), &sets).unwrap();
+        assert_eq!((cfg.train.lr, cfg.train.epochs), (0.25, 3));
+        assert_eq!(cfg.data.train, PathBuf::from("x.tsv"));
+        for bad in ["train.lr", "train.nope=1", "train.lr.x=1", "=1"] {
+            let e = RunConfig::load(None, &[bad.to_string()]).unwrap_err();
+            assert!(e.to_string().contains("--set"), "{bad}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn sentence_split_keeps_punctuation_and_spacing() {

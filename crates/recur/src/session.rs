@@ -1,0 +1,435 @@
+//! A training run on disk, as every front end drives it (the CLI, a server, Python):
+//! [`Session::prepare`] reads the data, builds the vocabularies and the model (or takes them from
+//! `OUT/last` to resume), [`Session::run`] trains with the best/last checkpoint policy and the
+//! final evaluation, and reports every [`Event`] to the caller, who shows progress.
+//!
+//! ```text
+//!   OUT/best/        the checkpoint with the best dev exact match (the last one without dev)
+//!   OUT/last/        the latest checkpoint, with the optimizer and a typed ResumeState
+//!   OUT/log.jsonl    one record per step and evaluation
+//! ```
+//!
+//! Resuming continues exactly: a run stopped and resumed ends with the bits of an uninterrupted
+//! run (tested in the CLI's end-to-end test).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, TrainingState};
+use crate::data::{encode_pairs, read_parallel_tsv, EncodeOptions, Example, Pair, TsvOptions};
+use crate::data::{Vocab, EOS};
+use crate::error::{Error, Result};
+use crate::metrics_log::{read_records, MetricsLog};
+use crate::train::{dev_examples, exact_match, DevExample, Event, Progress, Trainer};
+use crate::transducer::{RunConfig, Transducer};
+
+/// Where and how a run is written (beyond its [`RunConfig`]).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The output directory.
+    pub out: PathBuf,
+    /// Continue the run in `out` from `out/last`.
+    pub resume: bool,
+    /// Stop (after a checkpoint) once this many seconds have passed (`None`: no limit).
+    pub time_limit: Option<f64>,
+}
+
+/// What `--resume` needs besides the optimizer's tensors, stored in `last/training_state.json`.
+///
+/// `best_saved_accuracy` (the accuracy of `OUT/best`) is kept apart from the trainer's own best:
+/// the final evaluation of a stopped run may write `OUT/best` without touching the trainer's
+/// state, and a resumed run must not overwrite that checkpoint with a worse one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// Where the run stands.
+    pub progress: Progress,
+    /// The learning rate after any plateau reductions.
+    pub lr: f32,
+    /// Dev accuracy of the model in `OUT/best` (-inf, stored as null, when none yet).
+    #[serde(with = "neg_inf_as_null")]
+    pub best_saved_accuracy: f64,
+}
+
+/// JSON has no infinities: `-inf` is written as `null` and read back from it.
+mod neg_inf_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+    }
+}
+
+/// The result of [`Session::run`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Best dev exact match (`None` without a dev set).
+    pub best_accuracy: Option<f64>,
+    /// Optimizer steps taken in all (a resumed run counts its earlier steps).
+    pub steps: usize,
+    /// Wall time of this call, in seconds.
+    pub seconds: f64,
+    /// `OUT/best`.
+    pub best_dir: PathBuf,
+    /// `OUT/last`.
+    pub last_dir: PathBuf,
+    /// `OUT/log.jsonl`.
+    pub log: PathBuf,
+}
+
+/// A prepared training run; see the [module docs](self).
+pub struct Session {
+    trainer: Trainer,
+    transducer: Transducer,
+    train: Vec<Example>,
+    dev: Vec<DevExample>,
+    best_saved: f64,
+    options: RunOptions,
+    notes: Vec<String>,
+}
+
+/// Reads one TSV of the run, lowercasing sources when configured; skipped lines become a note.
+fn read_pairs(path: &Path, cfg: &RunConfig, notes: &mut Vec<String>) -> Result<Vec<Pair>> {
+    let mut opts = TsvOptions::new(cfg.data.src_col, cfg.data.tgt_col);
+    opts.skip_bad_lines = cfg.data.skip_bad_lines;
+    let report = read_parallel_tsv(path, &opts)?;
+    if let Some(first) = report.skipped.first() {
+        notes.push(format!(
+            "{}: skipped {} bad lines (first: line {}: {})",
+            path.display(),
+            report.skipped.len(),
+            first.line,
+            first.reason
+        ));
+    }
+    let mut pairs = report.pairs;
+    for p in &mut pairs {
+        p.src = cfg.data.preprocess_source(&p.src);
+    }
+    Ok(pairs)
+}
+
+/// The run's error for `op`.
+fn run_error(op: &'static str, expected: &str, got: impl std::fmt::Display) -> Error {
+    Error::arg(op, "run", expected, got)
+}
+
+impl Session {
+    /// Reads the data, builds the vocabularies and the model, or, with `resume`, takes them and
+    /// the optimizer from `OUT/last` (whose `[model]` and `[data]` must equal `cfg`'s).
+    pub fn prepare(cfg: RunConfig, options: RunOptions) -> Result<Session> {
+        let out = &options.out;
+        if !options.resume && out.join("last").exists() {
+            return Err(run_error(
+                "train",
+                "an output directory without a run (or resume it)",
+                format!("{} already holds a run", out.display()),
+            ));
+        }
+        let mut notes = Vec::new();
+        let mut train_pairs = read_pairs(&cfg.data.train, &cfg, &mut notes)?;
+        let mut held_out = Vec::new();
+        if cfg.data.dev_holdout > 0 {
+            if cfg.data.dev.is_some() {
+                return Err(Error::arg(
+                    "train",
+                    "[data] dev_holdout",
+                    "either dev or dev_holdout, not both",
+                    cfg.data.dev_holdout,
+                ));
+            }
+            (train_pairs, held_out) = crate::data::hold_out_sources(
+                train_pairs,
+                cfg.data.dev_holdout,
+                cfg.data.dev_holdout_seed,
+            );
+        }
+        let last = options.resume.then(|| out.join("last"));
+        let (src_vocab, tgt_vocab, cfg) = match &last {
+            Some(last) => resumed_setup(cfg, last)?,
+            None => {
+                let (st, tt) = (cfg.data.src_tokens, cfg.data.tgt_tokens);
+                let min = cfg.data.min_freq;
+                let sv =
+                    Vocab::from_sequences(train_pairs.iter().map(|p| st.tokenize(&p.src)), min);
+                let tv =
+                    Vocab::from_sequences(train_pairs.iter().map(|p| tt.tokenize(&p.tgt)), min);
+                (sv, tv, cfg)
+            }
+        };
+        let toks = (cfg.data.src_tokens, cfg.data.tgt_tokens);
+        let enc_opts = EncodeOptions {
+            max_src_len: Some(cfg.data.max_src_len),
+            max_tgt_len: Some(cfg.data.max_tgt_len),
+        };
+        let mut encoded = encode_pairs(&train_pairs, toks, (&src_vocab, &tgt_vocab), &enc_opts);
+        if encoded.dropped() > 0 {
+            notes.push(format!(
+                "dropped {} training pairs (source longer than {}: {}, target longer than {}: {}, empty source: {})",
+                encoded.dropped(),
+                cfg.data.max_src_len,
+                encoded.too_long_src.len(),
+                cfg.data.max_tgt_len,
+                encoded.too_long_tgt.len(),
+                encoded.empty_src.len()
+            ));
+        }
+        let dev_pairs = match &cfg.data.dev {
+            Some(p) => read_pairs(p, &cfg, &mut notes)?,
+            None => held_out,
+        };
+        let mut dev = dev_examples(&dev_pairs, toks, (&src_vocab, &tgt_vocab));
+        if cfg.data.src_eos {
+            // As `Transducer::encode_source` does for translation.
+            let srcs = encoded.examples.iter_mut().map(|e| &mut e.src);
+            srcs.chain(dev.iter_mut().map(|d| &mut d.src))
+                .for_each(|s| s.push(EOS));
+        }
+        let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
+        let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;
+        let mut best_saved = f64::NEG_INFINITY;
+        if let Some(last) = &last {
+            Checkpoint::load_model(last, &mut trainer.model)?;
+            let state = Checkpoint::load_state(last)?.ok_or_else(|| {
+                run_error(
+                    "train --resume",
+                    "a checkpoint with its training state",
+                    format!("{} has none", last.display()),
+                )
+            })?;
+            trainer.optimizer.load_state_dict(&state.tensors)?;
+            let resume: ResumeState =
+                serde_json::from_value(state.meta).map_err(|e| Error::Parse {
+                    path: last.join(crate::checkpoint::STATE_META_FILE),
+                    line: None,
+                    msg: e.to_string(),
+                })?;
+            trainer.progress = resume.progress;
+            trainer.optimizer.set_lr(resume.lr);
+            best_saved = resume.best_saved_accuracy;
+        }
+        transducer.model = trainer.model.clone();
+        Ok(Session {
+            trainer,
+            transducer,
+            train: encoded.examples,
+            dev,
+            best_saved,
+            options,
+            notes,
+        })
+    }
+
+    /// What preparing the data found worth telling (skipped lines, dropped pairs).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Where the run stands (a resumed run starts where it stopped).
+    pub fn progress(&self) -> &Progress {
+        &self.trainer.progress
+    }
+
+    /// The number of steps the run will take at most (for a progress bar).
+    pub fn total_steps(&self) -> Result<usize> {
+        let cfg = &self.trainer.config;
+        if cfg.max_steps > 0 {
+            return Ok(cfg.max_steps);
+        }
+        let per_epoch = self.trainer.epoch_batches(&self.train, 1)?.len().max(1);
+        Ok(per_epoch * cfg.epochs)
+    }
+
+    /// Whether the run has a dev set.
+    pub fn has_dev(&self) -> bool {
+        !self.dev.is_empty()
+    }
+
+    /// Trains until the epochs, the step limit, early stopping or the time limit end it, then
+    /// evaluates the final parameters; `on_event` sees every step and evaluation as they
+    /// happen. `OUT/best` and `OUT/last` are written at every evaluation and at the end; on an
+    /// error `OUT/last` keeps the last good state, and the error names the step.
+    pub fn run(&mut self, mut on_event: impl FnMut(&Event)) -> Result<RunSummary> {
+        let out = self.options.out.clone();
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        let log_path = out.join("log.jsonl");
+        let log = if self.options.resume {
+            MetricsLog::append(&log_path)?
+        } else {
+            MetricsLog::create(&log_path)?
+        };
+        let start = Instant::now();
+        let time_limit = self.options.time_limit;
+        let (transducer, best_saved) = (&mut self.transducer, &mut self.best_saved);
+        let result = self.trainer.fit(&self.train, &self.dev, |tr, ev| {
+            log.log(ev)?;
+            if let Event::Eval {
+                dev_accuracy, best, ..
+            } = ev
+            {
+                transducer.model = tr.model.clone();
+                if *best && *dev_accuracy > *best_saved {
+                    transducer.save(out.join("best"), None)?;
+                    *best_saved = *dev_accuracy;
+                }
+                transducer.save(out.join("last"), Some(&training_state(tr, *best_saved)))?;
+            }
+            on_event(ev);
+            Ok(time_limit.is_none_or(|t| start.elapsed().as_secs_f64() < t))
+        });
+        if let Err(e) = result {
+            return Err(run_error(
+                "train",
+                "a run to its end",
+                format!(
+                    "stopped at step {}: {e}; OUT/last holds the last good checkpoint",
+                    self.trainer.progress.step
+                ),
+            ));
+        }
+        self.finish(&log, &mut on_event)?;
+        let p = &self.trainer.progress;
+        Ok(RunSummary {
+            best_accuracy: self.has_dev().then(|| self.best_saved.max(p.best_accuracy)),
+            steps: p.step,
+            seconds: start.elapsed().as_secs_f64(),
+            best_dir: out.join("best"),
+            last_dir: out.join("last"),
+            log: log_path,
+        })
+    }
+
+    /// The end of a run: the final parameters are evaluated (the run may have stopped between
+    /// evaluations) read-only, so the training state stays what an uninterrupted run would
+    /// have; then `OUT/last`, and `OUT/best` when it is better or there is no dev set.
+    fn finish(&mut self, log: &MetricsLog, on_event: &mut impl FnMut(&Event)) -> Result<()> {
+        let out = self.options.out.clone();
+        self.transducer.model = self.trainer.model.clone();
+        let evaluated_last = read_records(log.path())?
+            .last()
+            .is_some_and(|r| r["event"].as_str() == Some("eval"));
+        let tr = &self.trainer;
+        if self.has_dev() && !evaluated_last {
+            let acc = exact_match(
+                &tr.model,
+                tr.dev_part(&self.dev),
+                tr.config.dev_max_len_ratio,
+            )?;
+            let best = acc > tr.progress.best_accuracy.max(self.best_saved);
+            let ev = Event::Eval {
+                step: tr.progress.step,
+                epoch: tr.progress.epoch,
+                dev_accuracy: acc,
+                best,
+                lr: tr.optimizer.lr(),
+            };
+            log.log(&ev)?;
+            on_event(&ev);
+            if best {
+                self.transducer.save(out.join("best"), None)?;
+                self.best_saved = acc;
+            }
+        }
+        let state = training_state(&self.trainer, self.best_saved);
+        self.transducer.save(out.join("last"), Some(&state))?;
+        if !self.has_dev() || !out.join("best").exists() {
+            self.transducer.save(out.join("best"), None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The vocabularies and config of the run in `last`, with `cfg`'s training and decoding
+/// options; its `[model]` and `[data]` must equal `cfg`'s.
+fn resumed_setup(cfg: RunConfig, last: &Path) -> Result<(Vocab, Vocab, RunConfig)> {
+    let run = Transducer::load(last).map_err(|e| {
+        run_error(
+            "train --resume",
+            "a loadable OUT/last checkpoint",
+            format!("{}: {e}", last.display()),
+        )
+    })?;
+    let mut model = cfg.model.clone();
+    (model.src_vocab, model.tgt_vocab) = (run.config.model.src_vocab, run.config.model.tgt_vocab);
+    if model != run.config.model || cfg.data != run.config.data {
+        return Err(run_error(
+            "train --resume",
+            "the [model] and [data] sections of the run being resumed",
+            format!("different ones than the run in {}", last.display()),
+        ));
+    }
+    let cfg = RunConfig {
+        train: cfg.train,
+        decode: cfg.decode,
+        ..run.config
+    };
+    Ok((run.src_vocab, run.tgt_vocab, cfg))
+}
+
+/// The checkpoint's training state: the optimizer's tensors and a [`ResumeState`].
+fn training_state(trainer: &Trainer, best_saved: f64) -> TrainingState {
+    let resume = ResumeState {
+        progress: trainer.progress.clone(),
+        lr: trainer.optimizer.lr(),
+        best_saved_accuracy: best_saved,
+    };
+    TrainingState {
+        tensors: trainer.optimizer.state_dict(),
+        // A struct of numbers and a `Progress` of numbers always serializes.
+        meta: serde_json::to_value(&resume).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_state_round_trips_without_a_saved_best() {
+        let state = ResumeState {
+            progress: Progress {
+                step: 7,
+                ..Progress::default()
+            },
+            lr: 0.5,
+            best_saved_accuracy: f64::NEG_INFINITY,
+        };
+        let json = serde_json::to_value(&state).unwrap();
+        assert!(json["best_saved_accuracy"].is_null(), "{json}");
+        let back: ResumeState = serde_json::from_value(json).unwrap();
+        assert_eq!(back.best_saved_accuracy, f64::NEG_INFINITY);
+        assert_eq!((back.progress.step, back.lr), (7, 0.5));
+    }
+
+    #[test]
+    fn a_missing_key_in_the_resume_state_is_an_error() {
+        let json = serde_json::json!({"lr": 0.1, "best_saved_accuracy": 0.5});
+        assert!(serde_json::from_value::<ResumeState>(json).is_err());
+    }
+
+    #[test]
+    fn a_run_directory_is_not_reused_without_resume() {
+        let out = std::env::temp_dir().join(format!("recur-session-{}", std::process::id()));
+        std::fs::create_dir_all(out.join("last")).unwrap();
+        let options = RunOptions {
+            out: out.clone(),
+            resume: false,
+            time_limit: None,
+        };
+        let err = Session::prepare(RunConfig::default(), options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("already holds a run"), "{err}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
