@@ -21,8 +21,9 @@ use crate::checkpoint::{Checkpoint, TrainingState};
 use crate::data::{encode_pairs, read_parallel_tsv, EncodeOptions, Example, Pair, TsvOptions};
 use crate::data::{Vocab, EOS};
 use crate::error::{Error, Result};
+use crate::eval::{exact_match, EvalExample};
 use crate::metrics_log::{read_records, MetricsLog};
-use crate::train::{dev_examples, exact_match, DevExample, Event, Progress, Trainer};
+use crate::train::{Event, Progress, Trainer};
 use crate::transducer::{RunConfig, Transducer};
 
 /// Where and how a run is written (beyond its [`RunConfig`]).
@@ -91,7 +92,7 @@ pub struct Session {
     trainer: Trainer,
     transducer: Transducer,
     train: Vec<Example>,
-    dev: Vec<DevExample>,
+    dev: Vec<EvalExample>,
     best_saved: f64,
     options: RunOptions,
     notes: Vec<String>,
@@ -187,12 +188,10 @@ impl Session {
             Some(p) => read_pairs(p, &cfg, &mut notes)?,
             None => held_out,
         };
-        let mut dev = dev_examples(&dev_pairs, toks, (&src_vocab, &tgt_vocab));
+        let dev = crate::eval::examples(&dev_pairs, &cfg.data, (&src_vocab, &tgt_vocab));
         if cfg.data.src_eos {
-            // As `Transducer::encode_source` does for translation.
-            let srcs = encoded.examples.iter_mut().map(|e| &mut e.src);
-            srcs.chain(dev.iter_mut().map(|d| &mut d.src))
-                .for_each(|s| s.push(EOS));
+            // As `DataConfig::encode_source` does for evaluation and translation.
+            encoded.examples.iter_mut().for_each(|e| e.src.push(EOS));
         }
         let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
         let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;

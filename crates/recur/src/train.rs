@@ -6,10 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batch::{make_batches, Batch, BatchOptions, Example};
 use crate::error::{Error, Result};
+use crate::eval::{exact_match, EvalExample};
 use crate::module::{seeded_rng, Module, Rng64};
 use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamW, Optimizer};
-use crate::seq2seq::inference::translate;
-use crate::seq2seq::search::DecodeOptions;
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig, TokenBatch, TrainOptions};
 
 /// Which optimizer.
@@ -144,43 +143,6 @@ pub fn make_optimizer(cfg: &TrainConfig) -> Result<Box<dyn Optimizer + Send>> {
     })
 }
 
-/// A dev example: source ids and every acceptable target (ids, no BOS/EOS).
-#[derive(Clone, Debug)]
-pub struct DevExample {
-    /// Source ids.
-    pub src: Vec<i64>,
-    /// Every reference for this source.
-    pub refs: Vec<Vec<i64>>,
-}
-
-/// Exact-match accuracy of greedy decoding (correct when equal to any reference), decoded in
-/// batches of 256.
-pub fn exact_match(model: &Seq2Seq, dev: &[DevExample], max_len_ratio: f32) -> Result<f64> {
-    if dev.is_empty() {
-        return Ok(0.0);
-    }
-    let mut correct = 0usize;
-    // Each source's own cap (not its chunk's), so the score does not depend on batching.
-    let opts = DecodeOptions {
-        beam_size: 1,
-        max_len: 500,
-        max_len_ratio: Some(max_len_ratio),
-        max_len_offset: 5,
-        ..DecodeOptions::default()
-    };
-    for chunk in dev.chunks(256) {
-        let srcs: Vec<Vec<i64>> = chunk.iter().map(|d| d.src.clone()).collect();
-        let hyps = translate(model, &srcs, &opts)?;
-        for (d, h) in chunk.iter().zip(hyps) {
-            let out: Vec<i64> = h[0].tokens.iter().map(|&t| t as i64).collect();
-            if d.refs.contains(&out) {
-                correct += 1;
-            }
-        }
-    }
-    Ok(correct as f64 / dev.len() as f64)
-}
-
 /// Where a run stands: enough to continue it exactly.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
@@ -260,7 +222,7 @@ impl Trainer {
     }
 
     /// Evaluates on `dev`, updates best/plateau bookkeeping; returns (accuracy, is best).
-    pub fn evaluate(&mut self, dev: &[DevExample]) -> Result<(f64, bool)> {
+    pub fn evaluate(&mut self, dev: &[EvalExample]) -> Result<(f64, bool)> {
         let acc = exact_match(
             &self.model,
             self.dev_part(dev),
@@ -288,7 +250,7 @@ impl Trainer {
     }
 
     /// The part of `dev` that evaluations use: the first `dev_limit` examples (0: all).
-    pub fn dev_part<'a>(&self, dev: &'a [DevExample]) -> &'a [DevExample] {
+    pub fn dev_part<'a>(&self, dev: &'a [EvalExample]) -> &'a [EvalExample] {
         match self.config.dev_limit {
             0 => dev,
             n => &dev[..dev.len().min(n)],
@@ -329,7 +291,7 @@ impl Trainer {
     pub fn fit(
         &mut self,
         train: &[Example],
-        dev: &[DevExample],
+        dev: &[EvalExample],
         mut on_event: impl FnMut(&Trainer, &Event) -> Result<bool>,
     ) -> Result<()> {
         let start_epoch = self.progress.epoch.max(1);
@@ -375,7 +337,7 @@ impl Trainer {
 
     fn eval_and_report(
         &mut self,
-        dev: &[DevExample],
+        dev: &[EvalExample],
         on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>,
     ) -> Result<bool> {
         if dev.is_empty() {
@@ -391,38 +353,6 @@ impl Trainer {
         };
         on_event(self, &ev)
     }
-}
-
-/// Groups pairs by source into dev examples (every reference of a source kept), in first-seen
-/// order; tokens outside the vocabularies become UNK.
-pub fn dev_examples(
-    pairs: &[crate::data::Pair],
-    tokenizers: (crate::data::Tokenizer, crate::data::Tokenizer),
-    vocabs: (&crate::data::Vocab, &crate::data::Vocab),
-) -> Vec<DevExample> {
-    let mut order: Vec<String> = Vec::new();
-    let mut refs: std::collections::HashMap<String, Vec<Vec<i64>>> =
-        std::collections::HashMap::new();
-    for p in pairs {
-        let tgt = vocabs.1.encode(&tokenizers.1.tokenize(&p.tgt));
-        let entry = refs.entry(p.src.clone()).or_insert_with(|| {
-            order.push(p.src.clone());
-            Vec::new()
-        });
-        if !entry.contains(&tgt) {
-            entry.push(tgt);
-        }
-    }
-    order
-        .into_iter()
-        .map(|src| {
-            let ids = vocabs.0.encode(&tokenizers.0.tokenize(&src));
-            DevExample {
-                src: ids,
-                refs: refs.remove(&src).unwrap_or_default(),
-            }
-        })
-        .collect()
 }
 
 /// `(source, target)` strings as pairs with 1-based line numbers (for generated data).

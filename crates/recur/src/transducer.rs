@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{
     set_params, tensors_from_bytes, Checkpoint, TrainingState, CONFIG_FILE, MODEL_FILE,
 };
-use crate::data::{Tokenizer, Vocab};
+use crate::data::{EvalReport, Pair, Tokenizer, Vocab};
 use crate::error::{Error, Result};
 use crate::models::{self, ModelFiles};
 use crate::module::seeded_rng;
@@ -90,6 +90,16 @@ impl DataConfig {
         } else {
             text.to_string()
         }
+    }
+
+    /// Source text → ids: [`Self::preprocess_source`], tokens (unknown ones → UNK), and EOS
+    /// when `src_eos` is set.
+    pub fn encode_source(&self, vocab: &Vocab, text: &str) -> Vec<i64> {
+        let mut ids = vocab.encode(&self.src_tokens.tokenize(&self.preprocess_source(text)));
+        if self.src_eos {
+            ids.push(crate::data::EOS);
+        }
+        ids
     }
 }
 
@@ -205,6 +215,16 @@ pub fn max_output_len(src_tokens: usize, ratio: f32) -> usize {
     ((ratio * src_tokens as f32).ceil() as usize + MAX_LEN_OFFSET).min(MAX_LEN_LIMIT)
 }
 
+/// `opts`, with the per-source rule of [`max_output_len`] (ratio 3) when it sets no ratio.
+fn with_length_rule(opts: &DecodeOptions) -> DecodeOptions {
+    let mut opts = opts.clone();
+    if opts.max_len_ratio.is_none() {
+        (opts.max_len_ratio, opts.max_len_offset) = (Some(3.0), MAX_LEN_OFFSET);
+        opts.max_len = opts.max_len.min(MAX_LEN_LIMIT);
+    }
+    opts
+}
+
 /// The `+ 5` of [`max_output_len`].
 const MAX_LEN_OFFSET: usize = 5;
 /// The absolute limit of [`max_output_len`].
@@ -293,14 +313,7 @@ impl Transducer {
     /// Source text → ids (lowercased when configured; unknown symbols → UNK; EOS appended
     /// when `[data] src_eos` is set).
     pub fn encode_source(&self, text: &str) -> Vec<i64> {
-        let text = self.config.data.preprocess_source(text);
-        let mut ids = self
-            .src_vocab
-            .encode(&self.config.data.src_tokens.tokenize(&text));
-        if self.config.data.src_eos {
-            ids.push(crate::data::vocab::EOS);
-        }
-        ids
+        self.config.data.encode_source(&self.src_vocab, text)
     }
 
     /// Target ids → text.
@@ -317,16 +330,20 @@ impl Transducer {
     /// with ratio 3 (within `opts.max_len`).
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
         let srcs: Vec<Vec<i64>> = inputs.iter().map(|s| self.encode_source(s)).collect();
-        let mut opts = opts.clone();
-        if opts.max_len_ratio.is_none() {
-            (opts.max_len_ratio, opts.max_len_offset) = (Some(3.0), MAX_LEN_OFFSET);
-            opts.max_len = opts.max_len.min(MAX_LEN_LIMIT);
-        }
-        let hyps = translate(&self.model, &srcs, &opts)?;
+        let hyps = translate(&self.model, &srcs, &with_length_rule(opts))?;
         Ok(hyps
             .into_iter()
             .map(|hs| hs.into_iter().map(|h| self.output(h)).collect())
             .collect())
+    }
+
+    /// Scores the model on `(source, reference)` pairs with [`crate::eval::evaluate`]: sources
+    /// grouped after preprocessing, decoded with `opts` (and the length rule of
+    /// [`Self::translate`]), the first `k` hypotheses of each scored.
+    pub fn evaluate(&self, pairs: &[Pair], opts: &DecodeOptions, k: usize) -> Result<EvalReport> {
+        let vocabs = (&self.src_vocab, &self.tgt_vocab);
+        let examples = crate::eval::examples(pairs, &self.config.data, vocabs);
+        crate::eval::evaluate(&self.model, &examples, &with_length_rule(opts), k)
     }
 
     fn output(&self, h: Hypothesis) -> Output {

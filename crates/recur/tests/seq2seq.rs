@@ -3,12 +3,14 @@
 
 use recur::data::tasks::{cipher_pairs, double_pairs, CipherOptions, DoubleOptions};
 use recur::data::{encode_pairs, EncodeOptions, Tokenizer, Vocab};
+use recur::eval::{exact_match, examples};
 use recur::nn::RnnMode;
 use recur::seeded_rng;
 use recur::seq2seq::inference::{translate, translate_packed};
 use recur::seq2seq::search::DecodeOptions;
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
-use recur::train::{dev_examples, exact_match, pairs_from_strings, TrainConfig, Trainer};
+use recur::train::{pairs_from_strings, TrainConfig, Trainer};
+use recur::transducer::DataConfig;
 
 fn model(attention: AttentionKind, cell: RnnMode) -> Seq2Seq {
     let cfg = Seq2SeqConfig {
@@ -210,8 +212,13 @@ fn learn(
         (&src_vocab, &tgt_vocab),
         &EncodeOptions::default(),
     );
-    let dev = dev_examples(&test_pairs[..200], (tok, tok), (&src_vocab, &tgt_vocab));
-    let test_set = dev_examples(&test_pairs[200..], (tok, tok), (&src_vocab, &tgt_vocab));
+    let data = DataConfig {
+        src_tokens: tok,
+        tgt_tokens: tok,
+        ..DataConfig::default()
+    };
+    let dev = examples(&test_pairs[..200], &data, (&src_vocab, &tgt_vocab));
+    let test_set = examples(&test_pairs[200..], &data, (&src_vocab, &tgt_vocab));
     let model_cfg = Seq2SeqConfig {
         cell: RnnMode::Lstm,
         src_vocab: src_vocab.len(),

@@ -141,42 +141,62 @@ pub fn evaluate(
     if k == 0 {
         return Err(Error::arg("evaluate", "k", ">= 1", 0));
     }
-    let mut correct_at = vec![0usize; k];
-    let (mut edits, mut ref_tokens, mut missing, mut multi) = (0, 0, 0, 0);
-    for (source, references) in &refs.entries {
-        multi += usize::from(references.len() > 1);
+    let mut missing = 0;
+    let entries = refs.entries.iter().map(|(source, references)| {
         let ref_toks: Vec<Vec<&str>> = references.iter().map(|r| tokenizer.tokenize(r)).collect();
-        let nbest: &[String] = match hyps.get(source) {
-            Some(list) if !list.is_empty() => list,
+        let nbest: Vec<Vec<&str>> = match hyps.get(source) {
+            Some(list) if !list.is_empty() => {
+                list.iter().take(k).map(|h| tokenizer.tokenize(h)).collect()
+            }
             _ => {
                 missing += 1;
-                &[]
+                Vec::new()
             }
         };
-        let nbest: Vec<Vec<&str>> = nbest
-            .iter()
-            .take(k)
-            .map(|h| tokenizer.tokenize(h))
-            .collect();
-        if let Some(rank) = nbest.iter().position(|h| ref_toks.contains(h)) {
+        (ref_toks, nbest)
+    });
+    let mut report = score(entries, k);
+    report.missing = missing;
+    report.extra = hyps.keys().filter(|s| refs.get(s).is_none()).count();
+    Ok(report)
+}
+
+/// Scores `(references, n-best list)` per source, as token sequences of any kind (strings,
+/// ids): the definitions of the module docs, with `missing` and `extra` left 0. `entries` must
+/// not be empty, `k` ≥ 1, and each reference list non-empty (callers check).
+pub(crate) fn score<T: PartialEq>(
+    entries: impl Iterator<Item = (Vec<Vec<T>>, Vec<Vec<T>>)>,
+    k: usize,
+) -> EvalReport {
+    let mut correct_at = vec![0usize; k];
+    let (mut words, mut edits, mut ref_tokens, mut multi) = (0, 0, 0, 0);
+    for (refs, nbest) in entries {
+        words += 1;
+        multi += usize::from(refs.len() > 1);
+        if let Some(rank) = nbest.iter().take(k).position(|h| refs.contains(h)) {
             for c in &mut correct_at[rank..] {
                 *c += 1;
             }
         }
-        let best: &[&str] = nbest.first().map_or(&[], Vec::as_slice);
+        let best: &[T] = nbest.first().map_or(&[], Vec::as_slice);
         // min_by_key returns the first minimum: ties go to the earlier reference.
-        let (d, len) = ref_toks
+        let (d, len) = refs
             .iter()
             .map(|r| (levenshtein(best, r), r.len()))
             .min_by_key(|&(d, _)| d)
-            .unwrap_or((0, 0)); // unreachable: `add` never stores an empty list
+            .unwrap_or((0, 0));
         edits += d;
         ref_tokens += len;
     }
-    let extra = hyps.keys().filter(|s| refs.get(s).is_none()).count();
-    let words = refs.len();
-    let accuracy = correct_at[0] as f64 / words as f64;
-    Ok(EvalReport {
+    let rate = |c: usize| {
+        if words == 0 {
+            0.0
+        } else {
+            c as f64 / words as f64
+        }
+    };
+    let accuracy = rate(correct_at[0]);
+    EvalReport {
         words,
         correct: correct_at[0],
         accuracy,
@@ -188,14 +208,11 @@ pub fn evaluate(
         } else {
             edits as f64 / ref_tokens as f64
         },
-        top_k: correct_at
-            .iter()
-            .map(|&c| c as f64 / words as f64)
-            .collect(),
+        top_k: correct_at.iter().map(|&c| rate(c)).collect(),
         multi_reference: multi,
-        missing,
-        extra,
-    })
+        missing: 0,
+        extra: 0,
+    }
 }
 
 #[cfg(test)]
