@@ -1,4 +1,5 @@
 //! Importers for pretrained models from other toolkits, and the `.npz` reader they share.
+#![warn(missing_docs)]
 //!
 //! [`g2p_en`]: the GRU grapheme-to-phoneme model of the PyPI package g2p-en 2.1.0.
 
