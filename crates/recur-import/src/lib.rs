@@ -1,7 +1,7 @@
 //! Importers for pretrained models from other toolkits, and the `.npz` reader they share.
-#![warn(missing_docs)]
 //!
 //! [`g2p_en`]: the GRU grapheme-to-phoneme model of the PyPI package g2p-en 2.1.0.
+#![warn(missing_docs)]
 
 pub mod g2p_en;
 
