@@ -5,13 +5,14 @@ mod cli;
 mod conformance;
 mod plot;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use recur::seq2seq::search::DecodeOptions;
+use recur::session::RunEnd;
 use recur::transducer::{DecodeConfig, Transducer};
 
 #[derive(Parser)]
@@ -49,13 +50,29 @@ struct Decode {
 }
 
 impl Decode {
-    /// The options, with the model's stored defaults where the command line says nothing.
-    fn options(&self, attention: bool, model: &DecodeConfig) -> DecodeOptions {
-        let beam = self.beam.or(model.beam).unwrap_or(5).max(1);
+    /// The options, with the model's stored defaults where the command line says nothing;
+    /// values out of range are errors, never clipped.
+    fn options(&self, attention: bool, model: &DecodeConfig) -> Result<DecodeOptions> {
+        let beam = self.beam.or(model.beam).unwrap_or(5);
+        if beam == 0 {
+            bail!("--beam: expected at least 1 (1 = greedy), got 0");
+        }
+        if self.nbest == 0 || self.nbest > beam {
+            bail!(
+                "--nbest: expected 1 to the beam size ({beam}), got {} (raise --beam)",
+                self.nbest
+            );
+        }
+        if !self.alpha.is_finite() || self.alpha < 0.0 {
+            bail!("--alpha: expected a number >= 0, got {}", self.alpha);
+        }
         let max_len = self.max_len.or(model.max_len);
-        DecodeOptions {
+        if max_len == Some(0) {
+            bail!("--max-len: expected at least 1, got 0");
+        }
+        Ok(DecodeOptions {
             beam_size: beam,
-            nbest: self.nbest.clamp(1, beam),
+            nbest: self.nbest,
             length_penalty: self.alpha,
             max_len: max_len.unwrap_or(500),
             // An explicit cap: a ratio that never binds (unset means the per-source rule).
@@ -63,7 +80,7 @@ impl Decode {
             max_len_offset: 0,
             min_len: self.min_len,
             return_attention: attention,
-        }
+        })
     }
 }
 
@@ -160,9 +177,12 @@ enum Command {
         format: cli::import::Format,
         /// The checkpoint file (g2p-en: `g2p_en/checkpoint20.npz`).
         checkpoint: PathBuf,
-        /// Output model directory.
+        /// Output model directory (a new one; see --force).
         #[arg(long)]
         out: PathBuf,
+        /// Replace the model directory OUT if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Generate a toy task as TSV.
     Data {
@@ -174,9 +194,12 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output file (default: stdout).
+        /// Output file, a new one (default: stdout; see --force).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the file OUT if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Run every PyTorch golden case (*.safetensors) in DIR, forward and backward.
     Conformance {
@@ -209,13 +232,13 @@ fn main() -> ExitCode {
             .build_global();
     }
     let result = match cli.command {
-        Command::Conformance { dir } => return conformance(&dir),
-        Command::Models => models(),
+        Command::Conformance { dir } => conformance(&dir),
+        Command::Models => models().map(|()| Status::Ok),
         Command::Bench {
             workloads,
             runs,
             quick,
-        } => bench(workloads, runs, quick),
+        } => bench(workloads, runs, quick).map(|()| Status::Ok),
         Command::Quickstart { seconds, out } => cli::quickstart::run(out, seconds),
         Command::Train {
             config,
@@ -241,9 +264,10 @@ fn main() -> ExitCode {
                 sentences,
                 scores,
                 alignments,
-                batch: batch.max(1),
+                batch,
             },
-        ),
+        )
+        .map(|()| Status::Ok),
         Command::Eval {
             model,
             data,
@@ -252,19 +276,48 @@ fn main() -> ExitCode {
             decode,
             topk,
             json,
-        } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
-        Command::Data { task, n, seed, out } => data(task, n, seed, out),
+        } => eval(model, data, src_col.zip(tgt_col), decode, topk, json).map(|()| Status::Ok),
+        Command::Data {
+            task,
+            n,
+            seed,
+            out,
+            force,
+        } => data(task, n, seed, out, force).map(|()| Status::Ok),
         Command::Import {
             format,
             checkpoint,
             out,
-        } => cli::import::run(format, &checkpoint, &out).map(|s| println!("{s}")),
+            force,
+        } => cli::import::run(format, &checkpoint, &out, force)
+            .and_then(|s| Ok(writeln!(cli::output::stdout(), "{s}")?))
+            .map(|()| Status::Ok),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command that did not fail ended.
+pub enum Status {
+    /// Done.
+    Ok,
+    /// Stopped by a signal after saving its work (status 130, as a shell reports SIGINT).
+    Stopped,
+    /// Done, but what it checked failed (status 1; the report says what).
+    Failed,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        match s {
+            Status::Ok => ExitCode::SUCCESS,
+            Status::Stopped => ExitCode::from(130),
+            Status::Failed => ExitCode::FAILURE,
         }
     }
 }
@@ -276,7 +329,7 @@ fn train(
     resume: bool,
     time_limit: f64,
     quiet: bool,
-) -> Result<()> {
+) -> Result<Status> {
     let cfg = recur::transducer::RunConfig::load(config.as_deref(), &set)?;
     let args = cli::train::TrainArgs {
         out: out.clone(),
@@ -285,17 +338,47 @@ fn train(
         progress: !quiet,
     };
     let s = cli::train::run(cfg, &args)?;
+    let mut stdout = cli::output::stdout();
     let dev = match s.best_accuracy {
         Some(acc) => format!("best dev exact match {:.2}%", acc * 100.0),
         None => "no dev set (best = last)".to_string(),
     };
-    println!(
-        "{} steps in {:.1} s; {dev}; model: {}",
-        s.steps,
-        s.seconds,
-        out.join("best").display()
-    );
-    Ok(())
+    let best = s.best_dir.display();
+    let status = match s.end {
+        RunEnd::AlreadyFinished => {
+            writeln!(
+                stdout,
+                "the run in {} has finished ({} steps; {dev}); nothing to do (raise train.epochs or \
+                 train.max_steps with --set to train further)",
+                out.display(),
+                s.steps
+            )?;
+            Status::Ok
+        }
+        RunEnd::Stopped => {
+            eprintln!(
+                "stopped at step {}: checkpoint saved in {}; continue with --resume",
+                s.steps,
+                s.last_dir.display()
+            );
+            Status::Stopped
+        }
+        RunEnd::Finished | RunEnd::TimeLimit => {
+            let more = if s.end == RunEnd::TimeLimit {
+                " (time limit: continue with --resume)"
+            } else {
+                ""
+            };
+            let (steps, secs) = (s.steps, s.seconds);
+            writeln!(
+                stdout,
+                "{steps} steps in {secs:.1} s; {dev}; model: {best}{more}"
+            )?;
+            Status::Ok
+        }
+    };
+    stdout.flush()?;
+    Ok(status)
 }
 
 fn translate(
@@ -304,16 +387,26 @@ fn translate(
     decode: Decode,
     fmt: cli::translate::Format,
 ) -> Result<()> {
+    if fmt.batch == 0 {
+        bail!("--batch: expected at least 1, got 0");
+    }
+    if fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
+        bail!("--sentences prints one line per input line: --scores, --alignments and --nbest are for word mode");
+    }
     let t = load_model(&model)?;
-    let opts = decode.options(fmt.alignments, &t.config.decode);
-    let stdout = std::io::stdout().lock();
+    let opts = decode.options(fmt.alignments, &t.config.decode)?;
+    let stdout = cli::output::stdout();
     match input {
         Some(p) => {
             let f =
                 std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
-            cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt)
+            cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt, false)
         }
-        None => cli::translate::run(&t, std::io::stdin().lock(), stdout, &opts, &fmt),
+        None => {
+            let stdin = std::io::stdin();
+            let interactive = stdin.is_terminal();
+            cli::translate::run(&t, stdin.lock(), stdout, &opts, &fmt, interactive)
+        }
     }
 }
 
@@ -326,76 +419,92 @@ fn eval(
     json: bool,
 ) -> Result<()> {
     let t = load_model(&model)?;
-    let mut opts = decode.options(false, &t.config.decode);
-    if topk > opts.beam_size {
-        opts.beam_size = topk;
+    let opts = decode.options(false, &t.config.decode)?;
+    if topk == 0 || topk > opts.beam_size {
+        bail!(
+            "--topk: expected 1 to the beam size ({}), got {topk} (raise --beam)",
+            opts.beam_size
+        );
     }
-    let r = cli::eval::run(&t, &data, cols, &opts, topk.max(1))?;
+    let r = cli::eval::run(&t, &data, cols, &opts, topk)?;
+    let mut out = cli::output::stdout();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        println!("words            {}", r.words);
-        println!(
-            "exact match      {:.2}%  ({} correct)",
-            r.accuracy * 100.0,
-            r.correct
-        );
-        println!("WER              {:.2}%", r.wer * 100.0);
-        println!(
-            "token error rate {:.2}%  ({} edits / {} reference tokens)",
-            r.ter * 100.0,
-            r.token_edits,
-            r.ref_tokens
-        );
+        writeln!(out, "words            {}", r.words)?;
+        let (acc, correct) = (r.accuracy * 100.0, r.correct);
+        writeln!(out, "exact match      {acc:.2}%  ({correct} correct)")?;
+        writeln!(out, "WER              {:.2}%", r.wer * 100.0)?;
+        let (ter, edits, tokens) = (r.ter * 100.0, r.token_edits, r.ref_tokens);
+        writeln!(
+            out,
+            "token error rate {ter:.2}%  ({edits} edits / {tokens} reference tokens)"
+        )?;
         for (k, acc) in r.top_k.iter().enumerate().skip(1) {
-            println!("top-{} accuracy   {:.2}%", k + 1, acc * 100.0);
+            writeln!(out, "top-{} accuracy   {:.2}%", k + 1, acc * 100.0)?;
         }
-        if r.missing > 0 {
-            eprintln!("warning: {} sources had no hypothesis", r.missing);
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `recur data`: `n` pairs streamed in constant memory, to stdout or to a new file written
+/// atomically (a temporary file renamed into place), so a failure leaves nothing behind.
+fn data(task: Task, n: usize, seed: u64, out: Option<PathBuf>, force: bool) -> Result<()> {
+    use recur::data::tasks::{cipher_stream, double_stream};
+    let pairs: Box<dyn Iterator<Item = (String, String)>> = match task {
+        Task::Cipher => Box::new(cipher_stream(seed, &Default::default())?),
+        Task::Double => Box::new(double_stream(seed, &Default::default())?),
+    };
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        for (s, t) in pairs.take(n) {
+            writeln!(w, "{s}\t{t}")?;
         }
+        w.flush()
+    };
+    let Some(path) = out else {
+        return Ok(write(&mut cli::output::stdout())?);
+    };
+    if path.exists() && !force {
+        bail!("{}: exists (use --force to replace it)", path.display());
+    }
+    let name = path.file_name().context("--out: expected a file name")?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = std::fs::File::create(&tmp)
+        .map(std::io::BufWriter::new)
+        .and_then(|mut f| {
+            write(&mut f)?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("{}: cannot write", path.display()));
     }
     Ok(())
 }
 
-fn data(task: Task, n: usize, seed: u64, out: Option<PathBuf>) -> Result<()> {
-    use recur::data::tasks::{cipher_pairs, double_pairs, write_tsv};
-    let pairs = match task {
-        Task::Cipher => cipher_pairs(n, seed, &Default::default())?,
-        Task::Double => double_pairs(n, seed, &Default::default())?,
-    };
-    match out {
-        Some(p) => {
-            let f = std::fs::File::create(&p)
-                .with_context(|| format!("{}: cannot create", p.display()))?;
-            write_tsv(f, &pairs)?;
-        }
-        None => write_tsv(std::io::stdout().lock(), &pairs)?,
-    }
-    Ok(())
-}
-
-fn conformance(dir: &Path) -> ExitCode {
-    let reports = match crate::conformance::run_dir(dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+fn conformance(dir: &Path) -> Result<Status> {
+    let reports = crate::conformance::run_dir(dir)?;
     let mut failed = 0;
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::output::stdout();
     for r in &reports {
-        let _ = writeln!(out, "{}", r.line());
+        writeln!(out, "{}", r.line())?;
         if !r.ok() {
             failed += 1;
         }
     }
-    let _ = writeln!(out, "{} passed, {} failed", reports.len() - failed, failed);
-    if failed == 0 && !reports.is_empty() {
-        ExitCode::SUCCESS
+    writeln!(out, "{} passed, {} failed", reports.len() - failed, failed)?;
+    out.flush()?;
+    Ok(if failed == 0 && !reports.is_empty() {
+        Status::Ok
     } else {
-        ExitCode::FAILURE
-    }
+        Status::Failed
+    })
 }
 
 fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result<()> {
@@ -405,10 +514,12 @@ fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result
             .map(|s| s.to_string())
             .collect();
     }
+    let mut out = cli::output::stdout();
     for w in &workloads {
         let r = crate::bench::run(w, runs, quick)?;
-        println!("{}", serde_json::to_string(&r)?);
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -431,7 +542,7 @@ fn load_model(spec: &Path) -> Result<Transducer> {
 fn models() -> Result<()> {
     let list = recur::models::available();
     let width = list.iter().map(|m| m.name.len()).max().unwrap_or(0);
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::output::stdout();
     for m in &list {
         writeln!(out, "{:width$}  {}  ({})", m.name, m.summary, m.location)?;
     }

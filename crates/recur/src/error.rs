@@ -61,14 +61,22 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named file. (The OS error is part of the message, not a `source`,
+    /// so that error chains print it once.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// A directory is locked by another writer (see [`crate::lock`]).
+    #[error("{}: another process{} is writing there", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
     },
 }
 
@@ -110,7 +118,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

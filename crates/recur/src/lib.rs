@@ -15,6 +15,8 @@ pub mod eval;
 pub mod fixture;
 pub mod gemm;
 pub mod kernels;
+pub mod limits;
+pub mod lock;
 pub mod loss;
 pub mod metrics_log;
 pub mod models;

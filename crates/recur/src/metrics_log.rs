@@ -43,6 +43,35 @@ impl MetricsLog {
         })
     }
 
+    /// Opens the log of a run being resumed from the checkpoint at `step`: records of later
+    /// steps (logged after that checkpoint, and about to be replayed) and a torn last line are
+    /// cut first, by an atomic rewrite, so the log reads as if the run had never stopped.
+    pub fn resume(path: impl AsRef<Path>, step: usize) -> Result<MetricsLog> {
+        let path = path.as_ref();
+        let records = match read_records(path) {
+            Err(Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                Vec::new()
+            }
+            other => other?,
+        };
+        let mut text = Vec::new();
+        for r in records {
+            if r["step"].as_u64().is_none_or(|s| s <= step as u64) {
+                serde_json::to_writer(&mut text, &r).map_err(|e| Error::io(path, e.into()))?;
+                text.push(b'\n');
+            }
+        }
+        let tmp = path.with_extension(format!("jsonl.tmp-{}", std::process::id()));
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(path, e));
+        }
+        MetricsLog::append(path)
+    }
+
     /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
@@ -138,6 +167,27 @@ mod tests {
         );
         // create truncates.
         MetricsLog::create(&path).unwrap();
+        assert!(read_records(&path).unwrap().is_empty());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn resume_cuts_later_steps_and_a_torn_line() {
+        let path = temp("r.jsonl");
+        let text = "{\"event\":\"step\",\"step\":1}\n{\"event\":\"eval\",\"step\":2}\n\
+                    {\"event\":\"step\",\"step\":3}\n{\"event\":\"st";
+        std::fs::write(&path, text).unwrap();
+        let log = MetricsLog::resume(&path, 2).unwrap();
+        log.log(&json!({"event": "step", "step": 3})).unwrap();
+        let steps: Vec<u64> = read_records(&path)
+            .unwrap()
+            .iter()
+            .map(|r| r["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [1, 2, 3]);
+        std::fs::remove_file(&path).unwrap();
+        // A run resumed before it logged anything starts an empty log.
+        MetricsLog::resume(&path, 0).unwrap();
         assert!(read_records(&path).unwrap().is_empty());
         std::fs::remove_file(&path).unwrap();
     }

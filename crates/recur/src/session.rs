@@ -13,6 +13,8 @@
 //! run (tested in the CLI's end-to-end test).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -22,12 +24,14 @@ use crate::data::{encode_pairs, read_parallel_tsv, EncodeOptions, Example, Pair,
 use crate::data::{Vocab, EOS};
 use crate::error::{Error, Result};
 use crate::eval::{exact_match, EvalExample};
+use crate::limits;
+use crate::lock::DirLock;
 use crate::metrics_log::{read_records, MetricsLog};
 use crate::train::{Event, Progress, Trainer};
 use crate::transducer::{RunConfig, Transducer};
 
 /// Where and how a run is written (beyond its [`RunConfig`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// The output directory.
     pub out: PathBuf,
@@ -35,6 +39,9 @@ pub struct RunOptions {
     pub resume: bool,
     /// Stop (after a checkpoint) once this many seconds have passed (`None`: no limit).
     pub time_limit: Option<f64>,
+    /// Set by the caller (a signal handler, a server's cancel) to stop after the current step
+    /// with a checkpoint of it.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What `--resume` needs besides the optimizer's tensors, stored in `last/training_state.json`.
@@ -70,9 +77,25 @@ mod neg_inf_as_null {
     }
 }
 
+/// Why [`Session::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnd {
+    /// The epochs ran out, the step limit was reached, or early stopping ended it.
+    Finished,
+    /// The run had finished before this call: nothing was trained or written.
+    AlreadyFinished,
+    /// The time limit stopped it (resume it to continue).
+    TimeLimit,
+    /// The caller's stop flag stopped it (resume it to continue).
+    Stopped,
+}
+
 /// The result of [`Session::run`].
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
+    /// Why the run returned.
+    pub end: RunEnd,
     /// Best dev exact match (`None` without a dev set).
     pub best_accuracy: Option<f64>,
     /// Optimizer steps taken in all (a resumed run counts its earlier steps).
@@ -89,6 +112,8 @@ pub struct RunSummary {
 
 /// A prepared training run; see the [module docs](self).
 pub struct Session {
+    /// Held for the session's life: one writer per output directory.
+    _lock: DirLock,
     trainer: Trainer,
     transducer: Transducer,
     train: Vec<Example>,
@@ -127,15 +152,47 @@ fn run_error(op: &'static str, expected: &str, got: impl std::fmt::Display) -> E
 impl Session {
     /// Reads the data, builds the vocabularies and the model, or, with `resume`, takes them and
     /// the optimizer from `OUT/last` (whose `[model]` and `[data]` must equal `cfg`'s).
+    ///
+    /// The output directory is locked first (a second writer is refused with the holder's pid);
+    /// a new run is refused where a run already is. If preparing fails, the directory is left
+    /// as it was.
     pub fn prepare(cfg: RunConfig, options: RunOptions) -> Result<Session> {
-        let out = &options.out;
-        if !options.resume && out.join("last").exists() {
-            return Err(run_error(
+        cfg.validate()?;
+        let lock = DirLock::acquire(&options.out)?;
+        let held = holds_run(&options.out);
+        let checked = match (options.resume, held) {
+            (false, Some(what)) => Err(run_error(
                 "train",
-                "an output directory without a run (or resume it)",
-                format!("{} already holds a run", out.display()),
-            ));
+                "an output directory without a run (or --resume)",
+                format!("{} already holds a run ({what})", options.out.display()),
+            )),
+            (true, None) => Err(run_error(
+                "train --resume",
+                "an output directory with a run",
+                format!("{} holds none", options.out.display()),
+            )),
+            _ => Ok(()),
+        };
+        match checked.and_then(|()| Session::prepare_locked(cfg, &options)) {
+            Ok(parts) => Ok(Session {
+                _lock: lock,
+                trainer: parts.trainer,
+                transducer: parts.transducer,
+                train: parts.train,
+                dev: parts.dev,
+                best_saved: parts.best_saved,
+                options,
+                notes: parts.notes,
+            }),
+            Err(e) => {
+                lock.release_and_clean();
+                Err(e)
+            }
         }
+    }
+
+    fn prepare_locked(cfg: RunConfig, options: &RunOptions) -> Result<Prepared> {
+        let out = &options.out;
         let mut notes = Vec::new();
         let mut train_pairs = read_pairs(&cfg.data.train, &cfg, &mut notes)?;
         let mut held_out = Vec::new();
@@ -193,6 +250,10 @@ impl Session {
             // As `DataConfig::encode_source` does for evaluation and translation.
             encoded.examples.iter_mut().for_each(|e| e.src.push(EOS));
         }
+        let mut sized = cfg.model.clone();
+        (sized.src_vocab, sized.tgt_vocab) = (src_vocab.len(), tgt_vocab.len());
+        let what = "the model with its gradients and optimizer state";
+        limits::check_memory("train", what, limits::training_bytes(&sized))?;
         let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
         let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;
         let mut best_saved = f64::NEG_INFINITY;
@@ -217,13 +278,12 @@ impl Session {
             best_saved = resume.best_saved_accuracy;
         }
         transducer.model = trainer.model.clone();
-        Ok(Session {
+        Ok(Prepared {
             trainer,
             transducer,
             train: encoded.examples,
             dev,
             best_saved,
-            options,
             notes,
         })
     }
@@ -257,17 +317,35 @@ impl Session {
     /// evaluates the final parameters; `on_event` sees every step and evaluation as they
     /// happen. `OUT/best` and `OUT/last` are written at every evaluation and at the end; on an
     /// error `OUT/last` keeps the last good state, and the error names the step.
+    ///
+    /// A resumed run that had already finished returns [`RunEnd::AlreadyFinished`] and writes
+    /// nothing.
     pub fn run(&mut self, mut on_event: impl FnMut(&Event)) -> Result<RunSummary> {
         let out = self.options.out.clone();
-        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let log_path = out.join("log.jsonl");
+        let start = Instant::now();
+        let summary = |s: &Session, end| RunSummary {
+            end,
+            best_accuracy: s
+                .has_dev()
+                .then(|| s.best_saved.max(s.trainer.progress.best_accuracy)),
+            steps: s.trainer.progress.step,
+            seconds: start.elapsed().as_secs_f64(),
+            best_dir: out.join("best"),
+            last_dir: out.join("last"),
+            log: log_path.clone(),
+        };
+        if self.options.resume && self.trainer.finished() {
+            return Ok(summary(self, RunEnd::AlreadyFinished));
+        }
         let log = if self.options.resume {
-            MetricsLog::append(&log_path)?
+            MetricsLog::resume(&log_path, self.trainer.progress.step)?
         } else {
             MetricsLog::create(&log_path)?
         };
-        let start = Instant::now();
         let time_limit = self.options.time_limit;
+        let stop = self.options.stop.clone();
+        let mut end = RunEnd::Finished;
         let (transducer, best_saved) = (&mut self.transducer, &mut self.best_saved);
         let result = self.trainer.fit(&self.train, &self.dev, |tr, ev| {
             log.log(ev)?;
@@ -283,41 +361,46 @@ impl Session {
                 transducer.save(out.join("last"), Some(&training_state(tr, *best_saved)))?;
             }
             on_event(ev);
-            Ok(time_limit.is_none_or(|t| start.elapsed().as_secs_f64() < t))
+            if stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                end = RunEnd::Stopped;
+            } else if time_limit.is_some_and(|t| start.elapsed().as_secs_f64() >= t) {
+                end = RunEnd::TimeLimit;
+            }
+            Ok(end == RunEnd::Finished)
         });
         if let Err(e) = result {
+            let kept = if out.join("last").exists() {
+                "; OUT/last holds the last good checkpoint"
+            } else {
+                ""
+            };
             return Err(run_error(
                 "train",
                 "a run to its end",
-                format!(
-                    "stopped at step {}: {e}; OUT/last holds the last good checkpoint",
-                    self.trainer.progress.step
-                ),
+                format!("stopped at step {}: {e}{kept}", self.trainer.progress.step),
             ));
         }
-        self.finish(&log, &mut on_event)?;
-        let p = &self.trainer.progress;
-        Ok(RunSummary {
-            best_accuracy: self.has_dev().then(|| self.best_saved.max(p.best_accuracy)),
-            steps: p.step,
-            seconds: start.elapsed().as_secs_f64(),
-            best_dir: out.join("best"),
-            last_dir: out.join("last"),
-            log: log_path,
-        })
+        // A stop asked for by the caller saves at once, without the final evaluation.
+        self.finish(&log, end != RunEnd::Stopped, &mut on_event)?;
+        Ok(summary(self, end))
     }
 
     /// The end of a run: the final parameters are evaluated (the run may have stopped between
     /// evaluations) read-only, so the training state stays what an uninterrupted run would
     /// have; then `OUT/last`, and `OUT/best` when it is better or there is no dev set.
-    fn finish(&mut self, log: &MetricsLog, on_event: &mut impl FnMut(&Event)) -> Result<()> {
+    fn finish(
+        &mut self,
+        log: &MetricsLog,
+        evaluate: bool,
+        on_event: &mut impl FnMut(&Event),
+    ) -> Result<()> {
         let out = self.options.out.clone();
         self.transducer.model = self.trainer.model.clone();
         let evaluated_last = read_records(log.path())?
             .last()
             .is_some_and(|r| r["event"].as_str() == Some("eval"));
         let tr = &self.trainer;
-        if self.has_dev() && !evaluated_last {
+        if evaluate && self.has_dev() && !evaluated_last {
             let acc = exact_match(
                 &tr.model,
                 tr.dev_part(&self.dev),
@@ -326,7 +409,7 @@ impl Session {
             let best = acc > tr.progress.best_accuracy.max(self.best_saved);
             let ev = Event::Eval {
                 step: tr.progress.step,
-                epoch: tr.progress.epoch,
+                epoch: tr.progress.last_epoch(),
                 dev_accuracy: acc,
                 best,
                 lr: tr.optimizer.lr(),
@@ -345,6 +428,30 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// What [`Session::prepare`] builds before it takes the lock's place in a [`Session`].
+struct Prepared {
+    trainer: Trainer,
+    transducer: Transducer,
+    train: Vec<Example>,
+    dev: Vec<EvalExample>,
+    best_saved: f64,
+    notes: Vec<String>,
+}
+
+/// What in `out` shows that a run was written there (a checkpoint, one moved aside by an
+/// interrupted save, or a log), if anything.
+fn holds_run(out: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(out).ok()?;
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|n| {
+            ["best", "last", "log.jsonl"].contains(&n.as_str())
+                || n.starts_with("last.old-")
+                || n.starts_with("best.old-")
+        })
 }
 
 /// The vocabularies and config of the run in `last`, with `cfg`'s training and decoding
@@ -421,14 +528,13 @@ mod tests {
         std::fs::create_dir_all(out.join("last")).unwrap();
         let options = RunOptions {
             out: out.clone(),
-            resume: false,
-            time_limit: None,
+            ..RunOptions::default()
         };
-        let err = Session::prepare(RunConfig::default(), options)
-            .err()
-            .unwrap()
-            .to_string();
+        let mut cfg = RunConfig::default();
+        cfg.data.train = out.join("train.tsv");
+        let err = Session::prepare(cfg, options).err().unwrap().to_string();
         assert!(err.contains("already holds a run"), "{err}");
+        assert!(!out.join(crate::lock::LOCK_FILE).exists(), "left as it was");
         std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -95,6 +95,76 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Checks every value against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "[train]";
+        let positive = |name: &'static str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::arg(OP, name, "a finite number > 0", v))
+            }
+        };
+        let within = |name: &'static str, v: f32, range: std::ops::Range<f32>, what: &str| {
+            if range.contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::arg(OP, name, what, v))
+            }
+        };
+        positive("lr", self.lr)?;
+        positive("eps", self.eps)?;
+        positive("dev_max_len_ratio", self.dev_max_len_ratio)?;
+        within("betas.0", self.betas.0, 0.0..1.0, "a number in [0, 1)")?;
+        within("betas.1", self.betas.1, 0.0..1.0, "a number in [0, 1)")?;
+        within(
+            "weight_decay",
+            self.weight_decay,
+            0.0..f32::INFINITY,
+            "a number >= 0",
+        )?;
+        within(
+            "clip_norm",
+            self.clip_norm,
+            0.0..f32::INFINITY,
+            "a number >= 0 (0 = off)",
+        )?;
+        within(
+            "label_smoothing",
+            self.label_smoothing,
+            0.0..1.0,
+            "a number in [0, 1)",
+        )?;
+        within("min_lr", self.min_lr, 0.0..f32::INFINITY, "a number >= 0")?;
+        if !(0.0..=1.0).contains(&self.sampling_probability) {
+            let v = self.sampling_probability;
+            return Err(Error::arg(
+                OP,
+                "sampling_probability",
+                "a probability in [0, 1]",
+                v,
+            ));
+        }
+        if !(self.plateau_factor > 0.0 && self.plateau_factor <= 1.0) {
+            let v = self.plateau_factor;
+            return Err(Error::arg(
+                OP,
+                "plateau_factor",
+                "a factor in (0, 1] (1 = off)",
+                v,
+            ));
+        }
+        if self.max_tokens == 0 {
+            return Err(Error::arg(OP, "max_tokens", ">= 1", 0));
+        }
+        if self.epochs == 0 {
+            return Err(Error::arg(OP, "epochs", ">= 1", 0));
+        }
+        Ok(())
+    }
+}
+
 /// Something that happened during training, for the caller to show, log or checkpoint.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -148,7 +218,8 @@ pub fn make_optimizer(cfg: &TrainConfig) -> Result<Box<dyn Optimizer + Send>> {
 pub struct Progress {
     /// Optimizer steps taken.
     pub step: usize,
-    /// Epochs started.
+    /// The epoch in progress (from 1; 0 before the first), or the next one once an epoch is
+    /// complete, so a checkpoint taken at an epoch's end resumes with the next epoch.
     pub epoch: usize,
     /// Batches of the current epoch already done.
     pub batch_in_epoch: usize,
@@ -160,6 +231,18 @@ pub struct Progress {
     pub evals_since_best: usize,
     /// Evaluations since the last improvement or learning-rate reduction.
     pub evals_since_reduce: usize,
+}
+
+impl Progress {
+    /// The last epoch trained in (the current one mid-epoch, the one just completed at an
+    /// epoch's end).
+    pub fn last_epoch(&self) -> usize {
+        if self.batch_in_epoch == 0 {
+            self.epoch.saturating_sub(1).max(1)
+        } else {
+            self.epoch
+        }
+    }
 }
 
 /// A model, its optimizer and the training loop state.
@@ -257,6 +340,12 @@ impl Trainer {
         }
     }
 
+    /// Whether the run is over: every epoch done, the step limit reached, or early stopping.
+    /// A resumed run that is over trains nothing more.
+    pub fn finished(&self) -> bool {
+        self.progress.epoch > self.config.epochs || self.should_stop()
+    }
+
     /// Whether early stopping or the step limit says stop.
     pub fn should_stop(&self) -> bool {
         (self.config.patience > 0 && self.progress.evals_since_best >= self.config.patience)
@@ -317,15 +406,16 @@ impl Trainer {
                 }
                 let due =
                     self.config.eval_every > 0 && self.progress.step % self.config.eval_every == 0;
-                if due && !self.eval_and_report(dev, &mut on_event)? {
+                if due && !self.eval_and_report(dev, epoch, &mut on_event)? {
                     return Ok(());
                 }
                 if self.should_stop() {
                     return Ok(());
                 }
             }
-            self.progress.batch_in_epoch = 0;
-            if self.config.eval_every == 0 && !self.eval_and_report(dev, &mut on_event)? {
+            // The epoch is complete: a checkpoint from here on resumes at the next one.
+            (self.progress.epoch, self.progress.batch_in_epoch) = (epoch + 1, 0);
+            if self.config.eval_every == 0 && !self.eval_and_report(dev, epoch, &mut on_event)? {
                 return Ok(());
             }
             if self.should_stop() {
@@ -338,6 +428,7 @@ impl Trainer {
     fn eval_and_report(
         &mut self,
         dev: &[EvalExample],
+        epoch: usize,
         on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>,
     ) -> Result<bool> {
         if dev.is_empty() {
@@ -346,7 +437,7 @@ impl Trainer {
         let (acc, best) = self.evaluate(dev)?;
         let ev = Event::Eval {
             step: self.progress.step,
-            epoch: self.progress.epoch,
+            epoch,
             dev_accuracy: acc,
             best,
             lr: self.optimizer.lr(),

@@ -17,6 +17,7 @@ use crate::checkpoint::{
 };
 use crate::data::{EvalReport, Pair, Tokenizer, Vocab};
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::models::{self, ModelFiles};
 use crate::module::seeded_rng;
 use crate::seq2seq::inference::translate;
@@ -92,6 +93,27 @@ impl DataConfig {
         }
     }
 
+    /// Checks the values against their documented ranges.
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "[data]";
+        if self.train.as_os_str().is_empty() {
+            return Err(Error::arg(OP, "train", "a TSV file (required)", "nothing"));
+        }
+        if self.max_src_len == 0 || self.max_tgt_len == 0 {
+            let got = self.max_src_len.min(self.max_tgt_len);
+            return Err(Error::arg(OP, "max_src_len/max_tgt_len", ">= 1", got));
+        }
+        if self.src_col == self.tgt_col {
+            return Err(Error::arg(
+                OP,
+                "src_col/tgt_col",
+                "two different columns",
+                self.src_col,
+            ));
+        }
+        Ok(())
+    }
+
     /// Source text → ids: [`Self::preprocess_source`], tokens (unknown ones → UNK), and EOS
     /// when `src_eos` is set.
     pub fn encode_source(&self, vocab: &Vocab, text: &str) -> Vec<i64> {
@@ -118,6 +140,14 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// Checks every value of `[data]` and `[train]` against its documented range (the model's
+    /// sizes are checked when it is built), so that nonsense is an error, never a silent
+    /// clip or a run that trains nothing.
+    pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
+        self.train.validate()
+    }
+
     /// Reads a run config: a TOML file (optional: all defaults without one) with
     /// `section.key=value` overrides applied on top (`train.lr=0.001`, `data.dev="d.tsv"`; a
     /// value that is not TOML is taken as a string).
@@ -225,6 +255,9 @@ fn with_length_rule(opts: &DecodeOptions) -> DecodeOptions {
     opts
 }
 
+/// Inputs decoded together by [`Transducer::translate`].
+pub const DECODE_CHUNK: usize = 256;
+
 /// The `+ 5` of [`max_output_len`].
 const MAX_LEN_OFFSET: usize = 5;
 /// The absolute limit of [`max_output_len`].
@@ -235,6 +268,11 @@ impl Transducer {
     pub fn new(mut config: RunConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Result<Self> {
         config.model.src_vocab = src_vocab.len();
         config.model.tgt_vocab = tgt_vocab.len();
+        limits::check_memory(
+            "Transducer::new",
+            "the model",
+            limits::model_bytes(&config.model),
+        )?;
         let model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(config.train.seed))?;
         Ok(Transducer {
             model,
@@ -284,6 +322,9 @@ impl Transducer {
                 ),
             });
         }
+        config.model.validate()?;
+        let what = format!("the model of {}", origin.display());
+        limits::check_memory("load", &what, limits::model_bytes(&config.model))?;
         let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
         let weights = origin.join(MODEL_FILE);
         set_params(
@@ -328,13 +369,42 @@ impl Transducer {
     /// Decodes every input (all at once, batched); per input, its outputs best first. When
     /// `opts.max_len_ratio` is unset, each source gets the length rule of [`max_output_len`]
     /// with ratio 3 (within `opts.max_len`).
+    ///
+    /// Memory stays bounded: inputs are decoded [`DECODE_CHUNK`] at a time (results do not
+    /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
+    /// naming it, and a beam that would not fit in memory is refused with the estimate.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        let srcs: Vec<Vec<i64>> = inputs.iter().map(|s| self.encode_source(s)).collect();
-        let hyps = translate(&self.model, &srcs, &with_length_rule(opts))?;
-        Ok(hyps
-            .into_iter()
-            .map(|hs| hs.into_iter().map(|h| self.output(h)).collect())
-            .collect())
+        let opts = with_length_rule(opts);
+        opts.validate()?;
+        if let Some((i, s)) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.chars().count() > limits::MAX_SOURCE_CHARS)
+        {
+            return Err(Error::arg(
+                "translate",
+                "input",
+                format!("at most {} characters", limits::MAX_SOURCE_CHARS),
+                format!("input {} with {} characters", i + 1, s.chars().count()),
+            ));
+        }
+        let mut outputs = Vec::with_capacity(inputs.len());
+        for part in inputs.chunks(DECODE_CHUNK) {
+            let srcs: Vec<Vec<i64>> = part.iter().map(|s| self.encode_source(s)).collect();
+            let longest = srcs.iter().map(Vec::len).max().unwrap_or(0);
+            let bytes =
+                limits::decode_bytes(&self.model.config, srcs.len(), opts.beam_size, longest);
+            let what = format!(
+                "decoding {} inputs of up to {longest} tokens at beam {}",
+                srcs.len(),
+                opts.beam_size
+            );
+            limits::check_memory("translate", &what, bytes)?;
+            for hs in translate(&self.model, &srcs, &opts)? {
+                outputs.push(hs.into_iter().map(|h| self.output(h)).collect());
+            }
+        }
+        Ok(outputs)
     }
 
     /// Scores the model on `(source, reference)` pairs with [`crate::eval::evaluate`]: sources

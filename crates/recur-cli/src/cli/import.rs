@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 /// Which toolkit's checkpoint.
@@ -13,8 +13,20 @@ pub enum Format {
     G2pEn,
 }
 
-/// Imports `checkpoint` and saves the model directory `out`; returns a one-line summary.
-pub fn run(format: Format, checkpoint: &Path, out: &Path) -> Result<String> {
+/// Imports `checkpoint` and saves the model directory `out` (a new one, or with `force` a
+/// model directory to replace, never anything else); returns a one-line summary.
+pub fn run(format: Format, checkpoint: &Path, out: &Path, force: bool) -> Result<String> {
+    if out.exists() {
+        if !force {
+            bail!("{}: exists (use --force to replace it)", out.display());
+        }
+        if !out.join(recur::checkpoint::CONFIG_FILE).is_file() {
+            bail!(
+                "{}: exists and is not a model directory; refusing to replace it",
+                out.display()
+            );
+        }
+    }
     let t = match format {
         Format::G2pEn => recur_import::g2p_en::import(checkpoint)?,
     };

@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod import;
+pub mod output;
 pub mod quickstart;
 pub mod train;
 pub mod translate;

@@ -1,13 +1,16 @@
 //! `recur quickstart`: trains a small romanized-Hindi → Devanagari model on the bundled Dakshina
 //! lexicons within a time budget, reports its dev accuracy and transliterates a few sentences.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use recur::seq2seq::search::DecodeOptions;
+use recur::session::RunEnd;
 use recur::transducer::{RunConfig, Transducer};
 
 use super::train::{self, TrainArgs};
+use crate::Status;
 
 /// The bundled Dakshina lexicons the quickstart trains on, compiled into the binary so that an
 /// installed `recur` runs it anywhere: (file name, content).
@@ -63,12 +66,18 @@ const SENTENCES: [&str; 4] = [
 ];
 
 /// Runs the quickstart.
-pub fn run(out: PathBuf, seconds: f64) -> Result<()> {
+pub fn run(out: PathBuf, seconds: f64) -> Result<Status> {
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        bail!("--seconds: expected a time budget > 0, got {seconds}");
+    }
     let cfg = config(&out)?;
-    println!(
-        "training romanized Hindi → Devanagari on {} for up to {seconds:.0} s (2 cores)...",
-        cfg.data.train.display()
-    );
+    let mut stdout = super::output::stdout();
+    let train = cfg.data.train.display().to_string();
+    writeln!(
+        stdout,
+        "training romanized Hindi → Devanagari on {train} for up to {seconds:.0} s..."
+    )?;
+    stdout.flush()?;
     let args = TrainArgs {
         out: out.clone(),
         resume: out.join("last").exists(),
@@ -76,13 +85,20 @@ pub fn run(out: PathBuf, seconds: f64) -> Result<()> {
         progress: true,
     };
     let summary = train::run(cfg, &args)?;
-    println!(
-        "trained {} steps in {:.0} s; best dev exact match on the first 1000 dev words: {:.1}%",
-        summary.steps,
-        summary.seconds,
-        summary.best_accuracy.unwrap_or(0.0) * 100.0
-    );
-    let t = Transducer::load(out.join("best"))?;
+    if summary.end == RunEnd::Stopped {
+        eprintln!(
+            "stopped: checkpoint saved in {}",
+            summary.last_dir.display()
+        );
+        return Ok(Status::Stopped);
+    }
+    let acc = summary.best_accuracy.unwrap_or(0.0) * 100.0;
+    let (steps, secs) = (summary.steps, summary.seconds);
+    writeln!(
+        stdout,
+        "trained {steps} steps in {secs:.0} s; best dev exact match on the first 1000 dev words: {acc:.1}%"
+    )?;
+    let t = Transducer::load(&summary.best_dir)?;
     let opts = DecodeOptions {
         beam_size: 4,
         ..Default::default()
@@ -91,8 +107,13 @@ pub fn run(out: PathBuf, seconds: f64) -> Result<()> {
         .iter()
         .zip(t.translate_sentences(&SENTENCES, &opts)?)
     {
-        println!("  {src}  →  {dst}");
+        writeln!(stdout, "  {src}  →  {dst}")?;
     }
-    println!("model saved in {}; try: echo 'main ghar ja raha hoon' | recur translate --model {} --sentences", out.join("best").display(), out.join("best").display());
-    Ok(())
+    let best = summary.best_dir.display();
+    writeln!(
+        stdout,
+        "model saved in {best}; try: echo 'main ghar ja raha hoon' | recur translate --model {best} --sentences"
+    )?;
+    stdout.flush()?;
+    Ok(Status::Ok)
 }

@@ -2,11 +2,13 @@
 //! [`Session`]); this file only shows progress and draws the curves.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use recur::session::{RunOptions, RunSummary, Session};
+use recur::session::{RunEnd, RunOptions, RunSummary, Session};
 use recur::train::Event;
 use recur::transducer::RunConfig;
 
@@ -22,12 +24,33 @@ pub struct TrainArgs {
     pub progress: bool,
 }
 
+/// A flag set by the first SIGINT, SIGTERM or SIGHUP; a second such signal exits at once
+/// (status 130).
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // Registered first, so it sees the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
 /// Runs training with a progress bar, then plots `OUT/curves.png`; returns the summary.
 pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<RunSummary> {
+    if !(args.time_limit >= 0.0 && args.time_limit.is_finite()) {
+        anyhow::bail!(
+            "--time-limit: expected a number of seconds >= 0 (0 = none), got {}",
+            args.time_limit
+        );
+    }
+    let stop = stop_on_signals()?;
     let options = RunOptions {
         out: args.out.clone(),
         resume: args.resume,
         time_limit: (args.time_limit > 0.0).then_some(args.time_limit),
+        stop: Some(Arc::clone(&stop)),
     };
     let mut session = Session::prepare(cfg, options)?;
     for note in session.notes() {
@@ -47,31 +70,44 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<RunSummary> {
     bar.set_position(session.progress().step as u64);
     let (mut tokens_since, mut t_since) = (0usize, Instant::now());
     let (mut last_acc, mut last_loss) = (f64::NAN, f32::NAN);
-    let result = session.run(|ev| match ev {
-        Event::Step {
-            step,
-            epoch,
-            train_loss,
-            tokens,
-            ..
-        } => {
-            tokens_since += tokens;
-            last_loss = *train_loss;
-            let tps = tokens_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
-            if step % 20 == 0 {
-                (tokens_since, t_since) = (0, Instant::now());
-            }
-            bar.set_position(*step as u64);
-            bar.set_message(format!(
-                "epoch {epoch} loss {last_loss:.3} dev {:.1}% {tps:.0} tok/s",
-                last_acc * 100.0
-            ));
+    let mut told = false;
+    let result = session.run(|ev| {
+        if stop.load(Ordering::SeqCst) && !told {
+            told = true;
+            bar.suspend(|| {
+                eprintln!(
+                    "stopping: saving a checkpoint of this step (signal again to exit at once)"
+                )
+            });
         }
-        Event::Eval { dev_accuracy, .. } => last_acc = *dev_accuracy,
+        match ev {
+            Event::Step {
+                step,
+                epoch,
+                train_loss,
+                tokens,
+                ..
+            } => {
+                tokens_since += tokens;
+                last_loss = *train_loss;
+                let tps = tokens_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
+                if step % 20 == 0 {
+                    (tokens_since, t_since) = (0, Instant::now());
+                }
+                bar.set_position(*step as u64);
+                bar.set_message(format!(
+                    "epoch {epoch} loss {last_loss:.3} dev {:.1}% {tps:.0} tok/s",
+                    last_acc * 100.0
+                ));
+            }
+            Event::Eval { dev_accuracy, .. } => last_acc = *dev_accuracy,
+        }
     });
     bar.finish_and_clear();
     let summary = result?;
-    let records = recur::metrics_log::read_records(&summary.log)?;
-    crate::plot::plot_curves(&records, &args.out.join("curves.png"))?;
+    if summary.end != RunEnd::AlreadyFinished {
+        let records = recur::metrics_log::read_records(&summary.log)?;
+        crate::plot::plot_curves(&records, &args.out.join("curves.png"))?;
+    }
     Ok(summary)
 }

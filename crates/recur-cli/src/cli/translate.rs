@@ -1,10 +1,11 @@
 //! `recur translate`: one output line per input line, in order, decoded in batches.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use recur::limits;
 use recur::seq2seq::search::DecodeOptions;
-use recur::transducer::Transducer;
+use recur::transducer::{split_words, Transducer};
 
 /// How to print.
 pub struct Format {
@@ -18,24 +19,86 @@ pub struct Format {
     pub batch: usize,
 }
 
-/// Reads `input` line by line and writes the outputs to `out`.
+/// Characters of input decoded together at most (so that a batch of long lines stays small).
+const BATCH_CHARS: usize = 1 << 16;
+
+/// Reads `input` line by line and writes the outputs to `out`, in batches of `fmt.batch`
+/// lines (and at most [`BATCH_CHARS`] characters); `interactive` answers each line at once.
+///
+/// Memory is bounded: a line is read up to [`limits::MAX_LINE_BYTES`], and a source longer
+/// than [`limits::MAX_SOURCE_CHARS`] characters (a line in word mode, a word in sentence mode)
+/// is an error naming its line. A byte-order mark starting the input is dropped.
 pub fn run(
     t: &Transducer,
-    input: impl BufRead,
+    mut input: impl BufRead,
     mut out: impl Write,
     opts: &DecodeOptions,
     fmt: &Format,
+    interactive: bool,
 ) -> Result<()> {
-    let mut lines = Vec::with_capacity(fmt.batch);
-    for (i, line) in input.lines().enumerate() {
-        lines.push(line.with_context(|| format!("input line {}: not valid UTF-8", i + 1))?);
-        if lines.len() == fmt.batch {
+    let batch = if interactive { 1 } else { fmt.batch };
+    let mut lines: Vec<String> = Vec::with_capacity(batch);
+    let (mut chars, mut raw) = (0usize, Vec::new());
+    for number in 1.. {
+        if !read_line(&mut input, &mut raw).with_context(|| format!("input line {number}"))? {
+            break;
+        }
+        let mut line = String::from_utf8(std::mem::take(&mut raw))
+            .map_err(|_| anyhow::anyhow!("input line {number}: not valid UTF-8"))?;
+        if number == 1 && line.starts_with('\u{feff}') {
+            line.drain(..'\u{feff}'.len_utf8());
+        }
+        check_sources(&line, fmt.sentences).with_context(|| format!("input line {number}"))?;
+        chars += line.len();
+        lines.push(line);
+        if lines.len() >= batch || chars >= BATCH_CHARS {
             emit(t, &lines, &mut out, opts, fmt)?;
-            lines.clear();
+            out.flush()?;
+            (lines, chars) = (Vec::with_capacity(batch), 0);
         }
     }
     emit(t, &lines, &mut out, opts, fmt)?;
     out.flush()?;
+    Ok(())
+}
+
+/// Reads one line without its `\n` / `\r\n` into `buf` (cleared first), refusing lines longer
+/// than [`limits::MAX_LINE_BYTES`]; `false` at the end of the input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool> {
+    buf.clear();
+    let limit = limits::MAX_LINE_BYTES as u64;
+    let n = Read::take(&mut *input, limit + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    } else if n as u64 > limit {
+        bail!("longer than {} bytes", limits::MAX_LINE_BYTES);
+    }
+    Ok(true)
+}
+
+/// Checks the sources of one line against [`limits::MAX_SOURCE_CHARS`].
+fn check_sources(line: &str, sentences: bool) -> Result<()> {
+    let max = limits::MAX_SOURCE_CHARS;
+    let longest = if sentences {
+        split_words(line)
+            .iter()
+            .filter(|(word, _)| *word)
+            .map(|(_, w)| w.chars().count())
+            .max()
+            .unwrap_or(0)
+    } else {
+        line.chars().count()
+    };
+    if longest > max {
+        let what = if sentences { "a word" } else { "the line" };
+        bail!("{what} has {longest} characters, more than the limit of {max}");
+    }
     Ok(())
 }
 

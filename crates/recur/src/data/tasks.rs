@@ -121,36 +121,52 @@ fn check_range(op: &'static str, arg: &'static str, min: usize, max: usize) -> R
 
 /// `n` random (source, target) cipher pairs from `seed`.
 pub fn cipher_pairs(n: usize, seed: u64, opts: &CipherOptions) -> Result<Vec<(String, String)>> {
+    Ok(cipher_stream(seed, opts)?.take(n).collect())
+}
+
+/// An endless stream of the random cipher pairs of [`cipher_pairs`] (the same pairs, in
+/// order), for writing any number of them in constant memory.
+pub fn cipher_stream(
+    seed: u64,
+    opts: &CipherOptions,
+) -> Result<impl Iterator<Item = (String, String)>> {
     check_range("cipher_pairs", "length", opts.min_len, opts.max_len)?;
+    let (min, max) = (opts.min_len, opts.max_len);
     let alphabet = CIPHER_ALPHABET.as_bytes();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let len = rng.gen_range(opts.min_len..=opts.max_len);
-            let src: String = (0..len)
-                .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
-                .collect();
-            let tgt = cipher_encode(&src)?;
-            Ok((src, tgt))
-        })
-        .collect()
+    Ok(std::iter::repeat_with(move || {
+        let len = rng.gen_range(min..=max);
+        let idx: Vec<usize> = (0..len).map(|_| rng.gen_range(0..alphabet.len())).collect();
+        let letter = |i: usize| char::from(alphabet[i % alphabet.len()]);
+        let src = idx.iter().map(|&i| letter(i)).collect();
+        let tgt = idx.iter().map(|&i| letter(i + 13)).collect(); // cipher_encode, letter by letter
+        (src, tgt)
+    }))
 }
 
 /// `n` random (source, target) doubler pairs from `seed`.
 pub fn double_pairs(n: usize, seed: u64, opts: &DoubleOptions) -> Result<Vec<(String, String)>> {
+    Ok(double_stream(seed, opts)?.take(n).collect())
+}
+
+/// An endless stream of the random doubler pairs of [`double_pairs`] (the same pairs, in
+/// order), for writing any number of them in constant memory.
+pub fn double_stream(
+    seed: u64,
+    opts: &DoubleOptions,
+) -> Result<impl Iterator<Item = (String, String)>> {
     check_range("double_pairs", "words", opts.min_words, opts.max_words)?;
+    let (min, max) = (opts.min_words, opts.max_words);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Ok((0..n)
-        .map(|_| {
-            let len = rng.gen_range(opts.min_words..=opts.max_words);
-            let words: Vec<&str> = (0..len)
-                .map(|_| DOUBLE_WORDS[rng.gen_range(0..DOUBLE_WORDS.len())])
-                .collect();
-            let src = words.join(" ");
-            let tgt = double_words(&src);
-            (src, tgt)
-        })
-        .collect())
+    Ok(std::iter::repeat_with(move || {
+        let len = rng.gen_range(min..=max);
+        let words: Vec<&str> = (0..len)
+            .map(|_| DOUBLE_WORDS[rng.gen_range(0..DOUBLE_WORDS.len())])
+            .collect();
+        let src = words.join(" ");
+        let tgt = double_words(&src);
+        (src, tgt)
+    }))
 }
 
 /// Writes pairs as `source<TAB>target\n` lines. The caller wraps errors with the file name
