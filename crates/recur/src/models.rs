@@ -69,25 +69,70 @@ impl ModelSource {
                 tgt_vocab: Cow::Borrowed(b.tgt_vocab),
                 weights: Cow::Borrowed(b.weights),
             }),
-            ModelSource::Dir(dir) => {
-                // A save killed between its two renames leaves `DIR.old-<pid>`: read that.
-                let dir = crate::checkpoint::resolve(dir);
-                let read = |name: &str| {
-                    let p = dir.join(name);
-                    std::fs::read(&p)
-                        .map(Cow::Owned)
-                        .map_err(|e| Error::io(p, e))
-                };
-                Ok(ModelFiles {
-                    config: read(CONFIG_FILE)?,
-                    src_vocab: read("src_vocab.json")?,
-                    tgt_vocab: read("tgt_vocab.json")?,
-                    weights: read(MODEL_FILE)?,
-                    origin: dir,
-                })
-            }
+            ModelSource::Dir(dir) => read_consistent(dir),
         }
     }
+}
+
+/// Reads the four files of the checkpoint directory `dir` as one version: a writer swapping in
+/// a new checkpoint (rename `DIR` aside, rename the new one in, delete the old) could otherwise
+/// hand a reader files of two versions, or none. The directory's identity is checked before
+/// and after reading, and the read is retried (a few times, briefly) when it changed.
+fn read_consistent(dir: &Path) -> Result<ModelFiles<'static>> {
+    const TRIES: usize = 20;
+    let mut last_err = None;
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5 * attempt as u64));
+        }
+        // A save killed between its two renames leaves `DIR.old-<pid>`: read that.
+        let found = crate::checkpoint::resolve(dir);
+        let before = identity(&found);
+        let result = read_files(&found);
+        if before.is_some() && identity(&found) == before {
+            // The same directory throughout: whatever the read gave is the answer.
+            return result;
+        }
+        last_err = result.err().or(last_err);
+    }
+    Err(last_err.unwrap_or_else(|| {
+        Error::io(
+            dir,
+            std::io::Error::other("kept changing while being read (a writer is saving it)"),
+        )
+    }))
+}
+
+/// The identity of a directory (device and inode on Unix), which a rename of another
+/// directory onto its path changes.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    meta.modified().ok().map(|t| {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (d.as_secs(), u64::from(d.subsec_nanos()))
+    })
+}
+
+fn read_files(dir: &Path) -> Result<ModelFiles<'static>> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p)
+            .map(Cow::Owned)
+            .map_err(|e| Error::io(p, e))
+    };
+    Ok(ModelFiles {
+        config: read(CONFIG_FILE)?,
+        src_vocab: read("src_vocab.json")?,
+        tgt_vocab: read("tgt_vocab.json")?,
+        weights: read(MODEL_FILE)?,
+        origin: dir.to_path_buf(),
+    })
 }
 
 /// The files of a model directory as bytes; `origin` (a directory or `bundled:NAME`) names
