@@ -376,6 +376,15 @@ pub(crate) fn resolve(dir: &Path) -> PathBuf {
         .unwrap_or_else(|| dir.to_path_buf())
 }
 
+/// Whether a save of the checkpoint `dir` is under way or was interrupted (a sibling
+/// `DIR.tmp-*` or `DIR.old-*` exists).
+pub(crate) fn being_saved(dir: &Path) -> bool {
+    let Ok((parent, name)) = split_dir(dir) else {
+        return false;
+    };
+    !siblings(&parent, &name, "tmp").is_empty() || !siblings(&parent, &name, "old").is_empty()
+}
+
 /// Before saving, puts back a checkpoint that an interrupted save had moved aside, so the swap
 /// below always starts from a consistent state.
 fn recover(dir: &Path) -> Result<()> {

@@ -207,6 +207,14 @@ fn is_model_dir(dir: &Path) -> bool {
 /// Finds the model `spec` names; see the [module docs](self) for the order.
 pub fn resolve(spec: impl AsRef<Path>) -> Result<ModelSource> {
     let spec = spec.as_ref();
+    // A checkpoint that a writer is swapping is missing for an instant (while a sibling
+    // `NAME.tmp-*` or `NAME.old-*` exists): look again briefly before saying it is not there.
+    for _ in 0..100 {
+        if spec.is_dir() || !crate::checkpoint::being_saved(spec) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     if spec.is_dir() {
         if !is_model_dir(spec) && spec.join("best").is_dir() {
             return Ok(ModelSource::Dir(spec.join("best")));
