@@ -17,7 +17,51 @@ use crate::gemm::{matmul, matmul_packed, PackedB, Trans};
 use crate::kernels::{elman, gru, lstm};
 use crate::module::Param;
 
-use super::rnn::RnnMode;
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::elman::Nonlinearity;
+
+/// Which recurrence a layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RnnMode {
+    /// LSTM, gates i, f, g, o.
+    Lstm,
+    /// GRU, gates r, z, n.
+    Gru,
+    /// Elman RNN, tanh (`nn.RNN` default).
+    RnnTanh,
+    /// Elman RNN, relu.
+    RnnRelu,
+}
+
+impl RnnMode {
+    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).
+    pub fn gates(self) -> usize {
+        match self {
+            RnnMode::Lstm => 4,
+            RnnMode::Gru => 3,
+            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
+        }
+    }
+
+    /// The Elman nonlinearity (tanh for LSTM/GRU, where it is unused).
+    pub fn nonlinearity(self) -> Nonlinearity {
+        match self {
+            RnnMode::RnnRelu => Nonlinearity::Relu,
+            _ => Nonlinearity::Tanh,
+        }
+    }
+
+    /// PyTorch's class name.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            RnnMode::Lstm => "LSTM",
+            RnnMode::Gru => "GRU",
+            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
+        }
+    }
+}
 
 /// The parameters of one direction of one layer, PyTorch names and shapes.
 #[derive(Clone, Debug)]
@@ -295,7 +339,6 @@ pub fn forward(
         Vec::new()
     };
     let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
-    let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
 
     for s in 0..d.steps {
         let t = time_of(s, d.steps, reverse);
@@ -312,36 +355,24 @@ pub fn forward(
             }
         }
         let g = &mut gates[t * d.batch * gh..][..n * gh];
-        match d.mode {
-            RnnMode::Lstm => {
-                // (B) a += h·W_hhᵀ
-                matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
-                // (C)
-                let tc = &mut tanh_c[blk * hid..][..n * hid];
-                if d.proj() {
-                    let hf = &mut h_full[blk * hid..][..n * hid];
-                    lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
-                    // (D) h' = (o tanh c')·W_hrᵀ
-                    let w_hr = w_hr.as_ref().expect("projection weight");
-                    matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
-                } else {
-                    lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
-                }
-            }
-            RnnMode::Gru => {
-                let hgs = &mut hg[blk * gh..][..n * gh];
-                // (B) ĥ = h·W_hhᵀ
-                matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
-                // (C)
-                gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
-            }
-            RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                // (B)
-                matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
-                // (C)
-                elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
-            }
-        }
+        let scratch = CellScratch {
+            hg: if d.mode == RnnMode::Gru {
+                &mut hg[blk * gh..][..n * gh]
+            } else {
+                &mut []
+            },
+            tanh_c: if is_lstm {
+                &mut tanh_c[blk * hid..][..n * hid]
+            } else {
+                &mut []
+            },
+            h_full: if d.proj() {
+                &mut h_full[blk * hid..][..n * hid]
+            } else {
+                &mut []
+            },
+        };
+        cell_step(packed, d, b_hh, n, g, h, c, scratch, threads);
         out[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
     }
     train.then_some(DirTrace {
@@ -352,6 +383,129 @@ pub fn forward(
         tanh_c,
         h_full,
     })
+}
+
+/// Step-sized scratch of one cell step, `n` rows (empty where the mode does not use it).
+struct CellScratch<'a> {
+    /// GRU `ĥ` `[n, G·H]`.
+    hg: &'a mut [f32],
+    /// LSTM `tanh(c')` `[n, H]`.
+    tanh_c: &'a mut [f32],
+    /// LSTM with projection `o tanh(c')` `[n, H]`.
+    h_full: &'a mut [f32],
+}
+
+/// Steps (B)–(D) for `n` rows: `g` `[n, G·H]` holds step (A)'s input projection (destroyed);
+/// `h` `[≥n, out]` and `c` `[≥n, H]` (LSTM) advance in place.
+#[allow(clippy::too_many_arguments)]
+fn cell_step(
+    packed: &PackedDir,
+    d: Dims,
+    b_hh: Option<&[f32]>,
+    n: usize,
+    g: &mut [f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    scratch: CellScratch,
+    threads: usize,
+) {
+    let (hid, ho) = (d.hidden, d.out);
+    let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
+    match d.mode {
+        RnnMode::Lstm => {
+            // (B) a += h·W_hhᵀ
+            matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
+            // (C)
+            let tc = scratch.tanh_c;
+            if d.proj() {
+                let hf = scratch.h_full;
+                lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
+                // (D) h' = (o tanh c')·W_hrᵀ
+                let w_hr = w_hr.as_ref().expect("projection weight");
+                matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
+            } else {
+                lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
+            }
+        }
+        RnnMode::Gru => {
+            let hgs = scratch.hg;
+            // (B) ĥ = h·W_hhᵀ
+            matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
+            // (C)
+            gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
+        }
+        RnnMode::RnnTanh | RnnMode::RnnRelu => {
+            // (B)
+            matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
+            // (C)
+            elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
+        }
+    }
+}
+
+/// Reusable buffers of [`step`]: sized on first use, reused while the row count does not grow.
+#[derive(Clone, Debug, Default)]
+pub struct StepScratch {
+    gates: Vec<f32>,
+    hg: Vec<f32>,
+    tanh_c: Vec<f32>,
+    h_full: Vec<f32>,
+}
+
+/// Grows `v` to `n` values (zeros when new), never shrinking its allocation.
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// One inference step of one direction for all `d.batch` rows (the same bits as [`forward`] over
+/// one step): `x` `[B, I]` features or `[B]` tokens (with a table); `h` `[B, out]` and `c`
+/// `[B, H]` (LSTM, else empty) advance in place. Allocates nothing once `scratch` has grown.
+pub fn step(
+    w: &DirWeights,
+    packed: &PackedDir,
+    d: Dims,
+    x: SweepInput,
+    h: &mut [f32],
+    c: &mut [f32],
+    scratch: &mut StepScratch,
+    threads: usize,
+) {
+    let (n, gh, hid) = (d.batch, d.gates(), d.hidden);
+    if n == 0 {
+        return;
+    }
+    let gates = sized(&mut scratch.gates, n * gh);
+    match x {
+        SweepInput::Features(x) => project_inputs(packed, x, n, gates, threads),
+        SweepInput::Tokens(ids) => {
+            let table = packed.table.as_deref().expect("token input needs a table");
+            for (g, &id) in gates.chunks_exact_mut(gh).zip(ids) {
+                g.copy_from_slice(&table[id as usize * gh..][..gh]);
+            }
+        }
+    }
+    let cs = CellScratch {
+        hg: if d.mode == RnnMode::Gru {
+            sized(&mut scratch.hg, n * gh)
+        } else {
+            &mut []
+        },
+        tanh_c: if d.mode == RnnMode::Lstm {
+            sized(&mut scratch.tanh_c, n * hid)
+        } else {
+            &mut []
+        },
+        h_full: if d.proj() {
+            sized(&mut scratch.h_full, n * hid)
+        } else {
+            &mut []
+        },
+    };
+    let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
+    cell_step(packed, d, b_hh, n, gates, h, c, cs, threads);
 }
 
 /// Backpropagation through time for one direction; adds into the parameter gradients.

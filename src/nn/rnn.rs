@@ -16,55 +16,13 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, SweepInput};
+pub use super::recurrence::RnnMode;
+use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
-use crate::kernels::elman::Nonlinearity;
 use crate::module::{Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
-
-/// Which recurrence a layer runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RnnMode {
-    /// LSTM, gates i, f, g, o.
-    Lstm,
-    /// GRU, gates r, z, n.
-    Gru,
-    /// Elman RNN, tanh (`nn.RNN` default).
-    RnnTanh,
-    /// Elman RNN, relu.
-    RnnRelu,
-}
-
-impl RnnMode {
-    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).
-    pub fn gates(self) -> usize {
-        match self {
-            RnnMode::Lstm => 4,
-            RnnMode::Gru => 3,
-            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
-        }
-    }
-
-    /// The Elman nonlinearity (tanh for LSTM/GRU, where it is unused).
-    pub fn nonlinearity(self) -> Nonlinearity {
-        match self {
-            RnnMode::RnnRelu => Nonlinearity::Relu,
-            _ => Nonlinearity::Tanh,
-        }
-    }
-
-    /// PyTorch's class name.
-    pub fn torch_name(self) -> &'static str {
-        match self {
-            RnnMode::Lstm => "LSTM",
-            RnnMode::Gru => "GRU",
-            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
-        }
-    }
-}
 
 /// Constructor arguments, as PyTorch's (defaults as PyTorch's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -353,6 +311,19 @@ pub struct RnnCache {
     layers: Vec<LayerCache>,
 }
 
+/// What one step of [`Rnn::step_packed`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum StepInput<'a> {
+    /// Features (B, I).
+    Features(&'a [f32]),
+    /// Token ids (B), looked up in the tables of [`Rnn::pack_embedded`].
+    Tokens(&'a [u32]),
+}
+
+/// Reusable buffers of [`Rnn::step_packed`].
+#[derive(Clone, Debug, Default)]
+pub struct RnnScratch(StepScratch);
+
 /// Weights of every layer and direction packed for the GEMM kernel (see [`Rnn::pack`]).
 #[derive(Clone, Debug)]
 pub struct RnnPacked {
@@ -501,6 +472,114 @@ impl Rnn {
             ));
         }
         Ok(())
+    }
+
+    /// One time step of a unidirectional stack for `rows` rows, in place and without allocating
+    /// (once `scratch` has grown): the same bits as [`Rnn::forward_packed`] (features) or
+    /// [`Rnn::forward_tokens_packed`] (tokens, weights from [`Rnn::pack_embedded`]) on a
+    /// one-step sequence. `h` (L, rows, Hout) and `c` (L, rows, H) (LSTM; empty otherwise) are
+    /// the state in and out, flat; the step's output is the top layer's rows of `h`.
+    pub fn step_packed(
+        &self,
+        packed: &RnnPacked,
+        input: StepInput,
+        rows: usize,
+        h: &mut [f32],
+        c: &mut [f32],
+        scratch: &mut RnnScratch,
+    ) -> Result<()> {
+        let op = "RNN.step_packed";
+        self.check_packed(packed)?;
+        if self.cfg.num_directions() != 1 {
+            return Err(Error::arg(op, "bidirectional", "false (one step)", true));
+        }
+        let (l, hid, ho) = (
+            self.cfg.num_layers,
+            self.cfg.hidden_size,
+            self.cfg.state_size(),
+        );
+        let is_lstm = self.cfg.mode == RnnMode::Lstm;
+        let want_c = if is_lstm { l * rows * hid } else { 0 };
+        if h.len() != l * rows * ho || c.len() != want_c {
+            return Err(Error::shape(
+                op,
+                format!("h of {} and c of {want_c} values", l * rows * ho),
+                format!("{} and {}", h.len(), c.len()),
+            ));
+        }
+        let x = match input {
+            StepInput::Features(x) => {
+                if x.len() != rows * self.cfg.input_size {
+                    let want = format!("{rows} x {} input values", self.cfg.input_size);
+                    return Err(Error::shape(op, want, x.len().to_string()));
+                }
+                SweepInput::Features(x)
+            }
+            StepInput::Tokens(ids) => {
+                let Some(vocab) = packed.dirs[0].table_rows() else {
+                    return Err(Error::arg(
+                        op,
+                        "packed",
+                        "weights from Rnn::pack_embedded",
+                        "Rnn::pack",
+                    ));
+                };
+                if ids.len() != rows {
+                    return Err(Error::shape(
+                        op,
+                        format!("{rows} ids"),
+                        ids.len().to_string(),
+                    ));
+                }
+                if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(Error::arg(op, "ids", format!("in 0..{vocab}"), bad));
+                }
+                SweepInput::Tokens(ids)
+            }
+        };
+        let threads = num_threads();
+        let lay = Layout::empty();
+        for layer in 0..l {
+            let mut d = self.dims(layer, &lay);
+            (d.steps, d.batch) = (1, rows);
+            let (below, rest) = h.split_at_mut(layer * rows * ho);
+            let hl = &mut rest[..rows * ho];
+            let cl: &mut [f32] = if is_lstm {
+                &mut c[layer * rows * hid..][..rows * hid]
+            } else {
+                &mut []
+            };
+            // Layers above the first read the new state of the layer below.
+            let xin = if layer == 0 {
+                x
+            } else {
+                SweepInput::Features(&below[(layer - 1) * rows * ho..])
+            };
+            recurrence::step(
+                &self.cells[layer],
+                &packed.dirs[layer],
+                d,
+                xin,
+                hl,
+                cl,
+                &mut scratch.0,
+                threads,
+            );
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every parameter, in [`Module::params`] order, without allocating.
+    pub fn for_each_param(&self, f: &mut impl FnMut(&Param)) {
+        for c in &self.cells {
+            f(&c.w_ih);
+            f(&c.w_hh);
+            c.b_ih
+                .iter()
+                .chain(&c.b_hh)
+                .chain(&c.w_hr)
+                .for_each(&mut *f);
+        }
     }
 
     /// Token ids (T, B) into internal order, checked against the first layer's tables.
