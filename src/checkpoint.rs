@@ -260,6 +260,7 @@ pub fn load_params_from(path: impl AsRef<Path>, model: &mut (impl Module + ?Size
     for p in model.params_mut() {
         if let Some(t) = stored.remove(&p.name) {
             p.value = t;
+            p.touch();
         }
     }
     Ok(())

@@ -3,6 +3,8 @@
 //! A [`Param`] owns its value and its gradient and carries its PyTorch `state_dict` name, so
 //! optimizers, checkpoints and golden tests all address parameters the way PyTorch does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand::Rng;
 
 use crate::tensor::Tensor;
@@ -25,7 +27,13 @@ pub struct Param {
     pub value: Tensor,
     /// The accumulated gradient.
     pub grad: Tensor,
+    /// Which values `value` holds: unique to this parameter's current values (see
+    /// [`Param::touch`]); packed weights record it to detect that they are stale.
+    version: u64,
 }
+
+/// Source of [`Param`] versions: every new value gets a number never used before.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
 impl Param {
     /// A parameter with a zero gradient.
@@ -35,7 +43,19 @@ impl Param {
             name: name.into(),
             value,
             grad,
+            version: NEXT_VERSION.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The version of the current values: changes at every [`Param::touch`].
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Records that `value` changed (optimizer steps and loads call it; so must any other code
+    /// that writes `value`), so that weights packed from the old values are detected as stale.
+    pub fn touch(&mut self) {
+        self.version = NEXT_VERSION.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A parameter drawn from U(-bound, bound), PyTorch's default for linear and recurrent layers.
@@ -97,6 +117,7 @@ pub fn load_params<M: Module + ?Sized>(
             ));
         }
         p.value = t;
+        p.touch();
     }
     Ok(())
 }
