@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::module::{seeded_rng, Module, Rng64};
 use crate::nn::{RnnConfig, RnnMode};
 use crate::optim::{Adam, AdamConfig, Optimizer};
+use crate::seq2seq::decoder::StepWork;
 use crate::seq2seq::inference::translate_packed;
 use crate::seq2seq::model::argmax;
 use crate::seq2seq::search::DecodeOptions;
@@ -345,17 +346,15 @@ fn greedy_loop(
     let (mem, mut state) = model.encode_with(src, lengths, Some(packed))?;
     let packed = &packed.decoder;
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
-    let mut y = vec![start as i64; b];
+    let mut y = vec![start as u32; b];
     let mut done = vec![false; b];
+    let mut work = StepWork::default();
     for step in 1..=max_steps {
-        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None, Some(packed))?;
-        state = next;
-        for ((yi, row), d) in y
-            .iter_mut()
-            .zip(logits.data().chunks_exact(v))
-            .zip(&mut done)
-        {
-            *yi = argmax(row) as i64;
+        let out = model
+            .decoder
+            .step_infer(packed, &y, &mut state, &mem, &mut work)?;
+        for ((yi, row), d) in y.iter_mut().zip(out.logits.chunks_exact(v)).zip(&mut done) {
+            *yi = argmax(row) as u32;
             *d |= eos == Some(*yi as usize);
         }
         if eos.is_some() && done.iter().all(|&d| d) {
@@ -378,7 +377,7 @@ fn w3_infer(
     let model = Seq2Seq::new(cfg.clone(), &mut rng)?;
     let src = random_tokens(s * b, cfg.src_vocab, &mut rng);
     let lengths = vec![s; b];
-    let packed = model.pack(); // once, as a served model does
+    let packed = model.pack()?; // once, as a served model does
     let timing = time_runs(warmup, runs, || {
         greedy_loop(&model, &packed, &src, &lengths, BOS, t, None).map(|_| ())
     })?;
@@ -479,7 +478,7 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
         max_len_ratio: None,
         ..DecodeOptions::default()
     };
-    let packed = model.pack(); // once, as a served model does
+    let packed = model.pack()?; // once, as a served model does
     let decode_all = || -> Result<u64> {
         let mut dec_rows = 0u64;
         for chunk in words.chunks(batch) {
@@ -661,20 +660,28 @@ mod tests {
     fn greedy_loop_stops_only_on_eos() {
         let model = Seq2Seq::new(tiny_w3(), &mut seeded_rng(3)).unwrap();
         let (src, len) = pad_time_major(&[vec![4, 5, 6], vec![7, 8]]);
-        let packed = model.pack();
+        let packed = model.pack().unwrap();
         assert_eq!(
             greedy_loop(&model, &packed, &src, &len, BOS, 7, None).unwrap(),
             7
         );
         // Every token id is some step's EOS candidate: pick the first step's argmax of row 0
         // and row 1 equal → stop at 1 when both rows emit it.
-        let (mem, state) = model.encode(&src, &len).unwrap();
-        let (l, _, _, _) = model
+        let (mem, mut state) = model.encode(&src, &len).unwrap();
+        let mut work = crate::seq2seq::decoder::StepWork::default();
+        let l = model
             .decoder
-            .step(&[BOS as i64; 2], &state, &mem, None, None)
-            .unwrap();
+            .step_infer(
+                &packed.decoder,
+                &[BOS as u32; 2],
+                &mut state,
+                &mem,
+                &mut work,
+            )
+            .unwrap()
+            .logits;
         let v = model.config.tgt_vocab;
-        let (a0, a1) = (argmax(&l.data()[..v]), argmax(&l.data()[v..]));
+        let (a0, a1) = (argmax(&l[..v]), argmax(&l[v..]));
         let steps = greedy_loop(&model, &packed, &src, &len, BOS, 7, Some(a0)).unwrap();
         if a0 == a1 {
             assert_eq!(steps, 1);

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use super::attention::Memory;
-use super::decoder::{DecoderPacked, DecoderState};
+use super::decoder::{DecoderPacked, DecoderState, StepWork};
 use super::model::Seq2SeqPacked;
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
 use super::{Seq2Seq, PAD};
 use crate::error::Result;
 
-/// What decoding carries per row: the source's attention memory and the decoder state.
+/// What decoding carries per row (the source's attention memory and the decoder state) and the
+/// buffers every step reuses: after the first steps, a step and a gather allocate nothing.
 #[derive(Clone, Debug)]
 pub struct DecodeState {
     /// Attention memory, one row per hypothesis.
@@ -19,6 +20,22 @@ pub struct DecodeState {
     pub decoder: DecoderState,
     /// The decoder's weights, packed once for every step ([`super::decoder::Decoder::pack`]).
     pub packed: Arc<DecoderPacked>,
+    /// The gather target of [`StepModel::select`], swapped with `decoder`.
+    spare: DecoderState,
+    work: StepWork,
+}
+
+impl DecodeState {
+    /// The state of an encoded batch ([`Seq2Seq::encode`]) decoded with `packed`.
+    pub fn new(memory: Memory, decoder: DecoderState, packed: Arc<DecoderPacked>) -> Self {
+        DecodeState {
+            memory,
+            decoder,
+            packed,
+            spare: DecoderState::default(),
+            work: StepWork::default(),
+        }
+    }
 }
 
 impl StepModel for Seq2Seq {
@@ -31,28 +48,31 @@ impl StepModel for Seq2Seq {
         logp: &mut Vec<f32>,
         attn: &mut Vec<f32>,
     ) -> Result<()> {
-        let prev: Vec<i64> = prev.iter().map(|&t| t as i64).collect();
-        let (logits, weights, next, _) = self.decoder.step(
-            &prev,
-            &state.decoder,
-            &state.memory,
-            None,
-            Some(&state.packed),
-        )?;
-        state.decoder = next;
+        let DecodeState {
+            memory,
+            decoder,
+            packed,
+            work,
+            ..
+        } = state;
+        let out = self
+            .decoder
+            .step_infer(packed, prev, decoder, memory, work)?;
         let v = self.config.tgt_vocab;
         logp.clear();
-        logp.extend_from_slice(logits.data());
+        logp.extend_from_slice(out.logits);
         for row in logp.chunks_exact_mut(v) {
             log_softmax_inplace(row);
         }
-        *attn = weights;
+        attn.clear();
+        attn.extend_from_slice(out.attention);
         Ok(())
     }
 
     fn select(&self, state: &mut DecodeState, keep: &[usize]) -> Result<()> {
-        state.memory = state.memory.select(keep);
-        state.decoder = state.decoder.select(keep);
+        state.memory.select(keep)?;
+        state.spare.gather_from(&state.decoder, keep)?;
+        std::mem::swap(&mut state.decoder, &mut state.spare);
         Ok(())
     }
 
@@ -77,7 +97,7 @@ pub fn translate(
     sources: &[Vec<i64>],
     opts: &DecodeOptions,
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    translate_packed(model, &model.pack(), sources, opts)
+    translate_packed(model, &model.pack()?, sources, opts)
 }
 
 /// [`translate`] with weights packed once by [`Seq2Seq::pack`], for callers that decode many
@@ -104,10 +124,6 @@ pub fn translate_packed(
         }
     }
     let (memory, decoder) = model.encode_with(&src, &lengths, Some(packed))?;
-    let mut state = DecodeState {
-        memory,
-        decoder,
-        packed: Arc::clone(&packed.decoder),
-    };
+    let mut state = DecodeState::new(memory, decoder, Arc::clone(&packed.decoder));
     decode(model, &mut state, &lengths, opts)
 }

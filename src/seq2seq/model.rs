@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::attention::{Memory, MemoryGrad};
 use super::config::{Seq2SeqConfig, PAD};
-use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad};
+use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad, StepWork};
 use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
@@ -145,23 +145,16 @@ impl Seq2Seq {
         let (s, b, k) = (keys.dim(0), keys.dim(1), keys.dim(2));
         let bm = keys.transpose01().into_vec(); // (B, S, K)
         let (proj, proj_dim) = self.decoder.attention.project_keys(&bm, b * s)?;
-        Ok(Memory {
-            keys: bm,
-            proj,
-            lengths: lengths.to_vec(),
-            steps: s,
-            key_dim: k,
-            proj_dim,
-        })
+        Ok(Memory::new(bm, proj, lengths.to_vec(), s, k, proj_dim))
     }
 
     /// Every weight inference multiplies by, packed once for many encodes and decodes (a served
     /// model packs once). Stale once the parameters change.
-    pub fn pack(&self) -> Seq2SeqPacked {
-        Seq2SeqPacked {
+    pub fn pack(&self) -> Result<Seq2SeqPacked> {
+        Ok(Seq2SeqPacked {
             encoder: self.encoder.pack(),
-            decoder: Arc::new(self.decoder.pack()),
-        }
+            decoder: Arc::new(self.decoder.pack()?),
+        })
     }
 
     /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
@@ -171,12 +164,15 @@ impl Seq2Seq {
         let t = tgt_in.len() / b;
         let v = self.config.tgt_vocab;
         let mut logits = Vec::with_capacity(t * b * v);
-        let packed = self.decoder.pack();
+        let packed = self.decoder.pack()?;
+        let mut work = StepWork::default();
+        let mut prev = vec![0u32; b];
         for i in 0..t {
-            let prev = &tgt_in[i * b..][..b];
-            let (l, _, next, _) = self.decoder.step(prev, &state, &mem, None, Some(&packed))?;
-            logits.extend_from_slice(l.data());
-            state = next;
+            to_token_ids(&tgt_in[i * b..][..b], v, &mut prev)?;
+            let out = self
+                .decoder
+                .step_infer(&packed, &prev, &mut state, &mem, &mut work)?;
+            logits.extend_from_slice(out.logits);
         }
         Tensor::from_vec(&[t, b, v], logits)
     }
@@ -209,6 +205,7 @@ impl Seq2Seq {
         let mut caches = Vec::with_capacity(t);
         let mut logits = Vec::with_capacity(t * b * v);
         let mut prev = batch.tgt_in[..b].to_vec();
+        let mut prev_ids = vec![0u32; b];
         let packed = self.decoder.pack_for_training(); // once for the batch's steps
         for i in 0..t {
             if i > 0 {
@@ -222,12 +219,13 @@ impl Seq2Seq {
                     }
                 }
             }
-            let (l, _, next, cache) =
-                self.decoder
-                    .step(&prev, &state, &mem, Some(rng), Some(&packed))?;
-            logits.extend_from_slice(l.data());
-            caches.push(cache.expect("training step keeps its cache"));
-            state = next;
+            to_token_ids(&prev, v, &mut prev_ids)?;
+            let step = self
+                .decoder
+                .step_train(&packed, &prev_ids, &state, &mem, rng)?;
+            logits.extend_from_slice(&step.logits);
+            caches.push(step.cache);
+            state = step.next;
         }
         // Loss.
         let (loss, dlogits) = cross_entropy(
@@ -244,14 +242,9 @@ impl Seq2Seq {
         let mut dstate = StateGrad::zeros(&state);
         for i in (0..t).rev() {
             let dl = Tensor::from_vec(&[b, v], dlogits[i * b * v..][..b * v].to_vec())?;
-            dstate = self.decoder.step_backward(
-                Some(&packed),
-                &caches[i],
-                &mem,
-                &dl,
-                &dstate,
-                &mut dmem,
-            )?;
+            dstate = self
+                .decoder
+                .step_backward(&packed, &caches[i], &mem, &dl, &dstate, &mut dmem)?;
         }
         self.decoder
             .attention
@@ -281,6 +274,23 @@ impl Seq2Seq {
             None => Ok(()),
         }
     }
+}
+
+/// Token ids of one step as the decoder reads them, checked against the vocabulary `v`.
+fn to_token_ids(ids: &[i64], v: usize, out: &mut [u32]) -> Result<()> {
+    for (o, &id) in out.iter_mut().zip(ids) {
+        *o = match u32::try_from(id) {
+            Ok(t) if (t as usize) < v => t,
+            _ => {
+                return Err(Error::IndexOutOfRange {
+                    op: "Decoder.step",
+                    index: id,
+                    size: v,
+                })
+            }
+        };
+    }
+    Ok(())
 }
 
 /// Index of the largest value (the first on ties).
