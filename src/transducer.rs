@@ -267,10 +267,13 @@ impl Transducer {
             .filter(|(w, _)| *w)
             .map(|(_, s)| s.as_str())
             .collect();
-        let mut outs = self
-            .translate(&words, opts)?
-            .into_iter()
-            .map(|mut o| o.swap_remove(0).text);
+        // Words decode in batches of a bounded size (the same results: decoding does not depend
+        // on batch composition), which keeps every buffer small enough to be reused.
+        let mut outs = Vec::with_capacity(words.len());
+        for chunk in words.chunks(SENTENCE_WORDS_PER_BATCH) {
+            outs.extend(self.translate(chunk, opts)?);
+        }
+        let mut outs = outs.into_iter().map(|mut o| o.swap_remove(0).text);
         Ok(split
             .iter()
             .map(|parts| {
@@ -288,6 +291,9 @@ impl Transducer {
             .collect())
     }
 }
+
+/// Words decoded together by [`Transducer::translate_sentences`].
+const SENTENCE_WORDS_PER_BATCH: usize = 256;
 
 /// Splits a line into maximal runs of alphanumeric characters (words) and of everything else.
 pub fn split_words(line: &str) -> Vec<(bool, String)> {
