@@ -111,6 +111,17 @@ pub fn translate_packed(
     if sources.is_empty() {
         return Ok(Vec::new());
     }
+    let (mut state, lengths) = encode_sources(model, packed, sources)?;
+    decode(model, &mut state, &lengths, opts)
+}
+
+/// Pads and encodes `sources` (ids must fit the source vocabulary) for decoding with `packed`:
+/// the decode state and the source lengths, as [`decode`] takes them.
+pub fn encode_sources(
+    model: &Seq2Seq,
+    packed: &Seq2SeqPacked,
+    sources: &[Vec<i64>],
+) -> Result<(DecodeState, Vec<usize>)> {
     for s in sources {
         model.check_ids(s, model.config.src_vocab, "translate")?;
     }
@@ -124,6 +135,6 @@ pub fn translate_packed(
         }
     }
     let (memory, decoder) = model.encode_with(&src, &lengths, Some(packed))?;
-    let mut state = DecodeState::new(memory, decoder, Arc::clone(&packed.decoder));
-    decode(model, &mut state, &lengths, opts)
+    let state = DecodeState::new(memory, decoder, Arc::clone(&packed.decoder));
+    Ok((state, lengths))
 }

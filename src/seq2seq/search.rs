@@ -190,7 +190,15 @@ pub fn greedy<M: StepModel>(
     opts: &DecodeOptions,
 ) -> Result<Vec<Hypothesis>> {
     let mut g = Greedy::new(model, src_lens, opts)?;
-    g.out = src_lens.iter().map(|_| Hypothesis::default()).collect();
+    // Room for every token up to the cap (within reason), so that steps do not grow it.
+    let room = |len: usize| Vec::with_capacity(opts.cap(len).min(MAX_RESERVE));
+    g.out = src_lens
+        .iter()
+        .map(|&len| Hypothesis {
+            tokens: room(len),
+            ..Hypothesis::default()
+        })
+        .collect();
     g.rows = start_sources(model, state, src_lens, opts, |s, h| g.out[s] = h)?;
     g.prev = vec![BOS; g.rows.len()];
     while !g.rows.is_empty() {
@@ -198,6 +206,9 @@ pub fn greedy<M: StepModel>(
     }
     Ok(g.out)
 }
+
+/// The most tokens reserved per hypothesis ahead of decoding.
+const MAX_RESERVE: usize = 1024;
 
 /// Beam search over every source (initial `state` has one row per source, in order).
 /// Returns, per source, at most `nbest` distinct hypotheses, best first.
@@ -664,7 +675,13 @@ impl<'a, M: StepModel> Beam<'a, M> {
         trunc: bool,
     ) -> Hypothesis {
         let src_len = self.src_lens[src];
-        let (mut tokens, mut attention) = (Vec::new(), Vec::new());
+        let mut len = 0;
+        let mut n = node;
+        while n != NONE {
+            (len, n) = (len + 1, self.nodes[n].parent);
+        }
+        let mut tokens = Vec::with_capacity(len);
+        let mut attention = Vec::with_capacity(if self.opts.return_attention { len } else { 0 });
         while node != NONE {
             let n = &self.nodes[node];
             tokens.push(n.token);
