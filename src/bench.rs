@@ -15,9 +15,9 @@ use crate::module::{seeded_rng, Module, Rng64};
 use crate::nn::{RnnConfig, RnnMode};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::seq2seq::decoder::StepWork;
-use crate::seq2seq::inference::translate_packed;
+use crate::seq2seq::inference::{encode_sources, translate_packed, DecodeState};
 use crate::seq2seq::model::argmax;
-use crate::seq2seq::search::DecodeOptions;
+use crate::seq2seq::search::{decode, DecodeOptions, StepModel};
 use crate::seq2seq::{
     AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, UNK,
 };
@@ -71,6 +71,8 @@ pub const WORKLOADS: &[&str] = &[
     "w3-infer-b1",
     "w4-g2p-b1",
     "w4-g2p-b256",
+    "w5-beam-b256",
+    "w5-beam-b1",
 ];
 
 /// `(warm-up, timed runs)` of a workload, full or `--quick`: `SCHEDULE` of `pytorch_bench.py`.
@@ -83,6 +85,8 @@ pub fn schedule(name: &str, quick: bool) -> Option<(usize, usize)> {
         "w3-infer-b1" => ((10, 100), (5, 30)),
         "w4-g2p-b1" => ((1, 5), (1, 3)),
         "w4-g2p-b256" => ((2, 10), (1, 3)),
+        "w5-beam-b256" => ((1, 5), (1, 3)),
+        "w5-beam-b1" => ((1, 3), (0, 1)),
         _ => return None,
     };
     Some(if quick { fast } else { full })
@@ -502,6 +506,137 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
     })
 }
 
+/// What w5 decodes: the shipped `models/hi-translit` and the 4,442 distinct romanized words of
+/// the Dakshina Hindi test lexicon (column 2 of `hi.translit.sampled.test.tsv`), in file order.
+pub struct TranslitSetup {
+    model: Seq2Seq,
+    words: Vec<Vec<i64>>,
+}
+
+impl TranslitSetup {
+    /// Loads the model and the words.
+    pub fn load() -> Result<Self> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let t = crate::transducer::Transducer::load(root.join("models/hi-translit"))?;
+        let path = root.join("data/dakshina_hi/lexicons/hi.translit.sampled.test.tsv");
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+        let mut seen = std::collections::HashSet::new();
+        let words = text
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1))
+            .filter(|w| seen.insert(*w))
+            .map(|w| t.encode_source(w))
+            .collect();
+        Ok(TranslitSetup {
+            model: t.model,
+            words,
+        })
+    }
+}
+
+/// The decoding options of w5, as `recur translate --beam 4` runs them: beam 4, 1-best, at most
+/// `ceil(3 × source tokens) + 5` tokens (never more than 500), no length penalty.
+pub fn w5_options() -> DecodeOptions {
+    DecodeOptions {
+        beam_size: 4,
+        nbest: 1,
+        max_len: 500,
+        max_len_ratio: Some(3.0),
+        max_len_offset: 5,
+        ..DecodeOptions::default()
+    }
+}
+
+/// A [`StepModel`] that counts the decoder rows and attended source positions it computes.
+struct RowCounter<'a> {
+    model: &'a Seq2Seq,
+    rows: std::cell::Cell<u64>,
+    positions: std::cell::Cell<u64>,
+}
+
+impl StepModel for RowCounter<'_> {
+    type State = DecodeState;
+
+    fn step(
+        &self,
+        state: &mut DecodeState,
+        prev: &[u32],
+        logp: &mut Vec<f32>,
+        attn: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.rows.set(self.rows.get() + prev.len() as u64);
+        let pos: usize = state.memory.lengths.iter().sum();
+        self.positions.set(self.positions.get() + pos as u64);
+        self.model.step(state, prev, logp, attn)
+    }
+
+    fn select(&self, state: &mut DecodeState, keep: &[usize]) -> Result<()> {
+        self.model.select(state, keep)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+}
+
+/// FLOPs of attention decoding (`bench/FLOPS.md`'s Bahdanau model) from what was computed:
+/// encoder rows (source tokens), decoder rows, and source positions attended over all rows.
+pub fn bahdanau_decode_flops(cfg: &Seq2SeqConfig, enc_rows: u64, dec_rows: u64, pos: u64) -> f64 {
+    let mut enc = RnnConfig::lstm(cfg.emb_dim, cfg.hidden_size)
+        .num_layers(cfg.layers)
+        .bidirectional(cfg.bidirectional);
+    enc.mode = cfg.cell;
+    let (k, e) = (cfg.decoder_hidden(), cfg.emb_dim);
+    let mut dec = RnnConfig::lstm(e + k, k).num_layers(cfg.layers);
+    dec.mode = cfg.cell;
+    let (a, v, kf, ef) = (
+        cfg.attn_dim as f64,
+        cfg.tgt_vocab as f64,
+        k as f64,
+        e as f64,
+    );
+    let keys = 2.0 * enc_rows as f64 * kf * a;
+    let per_row = 2.0 * kf * a + 2.0 * v * (kf + kf + ef);
+    let per_pos = 2.0 * a + 2.0 * kf;
+    rnn_forward_flops(&enc, 1, enc_rows as usize)
+        + keys
+        + dec_rows as f64 * per_row
+        + pos as f64 * per_pos
+        + rnn_forward_flops(&dec, 1, dec_rows as usize)
+}
+
+/// W5: beam search (beam 4) over the Dakshina test words with the shipped hi-translit model, in
+/// batches of `batch` words, as `recur translate --beam 4` decodes them (weights packed once).
+fn w5(setup: &TranslitSetup, batch: usize, warmup: usize, runs: usize) -> Result<Measured> {
+    let TranslitSetup { model, words } = setup;
+    let opts = w5_options();
+    let packed = model.pack()?;
+    let counter = RowCounter {
+        model,
+        rows: Default::default(),
+        positions: Default::default(),
+    };
+    let decode_all = || -> Result<()> {
+        for chunk in words.chunks(batch) {
+            let (mut state, lengths) = encode_sources(model, &packed, chunk)?;
+            decode(&counter, &mut state, &lengths, &opts)?;
+        }
+        Ok(())
+    };
+    decode_all()?; // counts the rows once
+    let (dec_rows, pos) = (counter.rows.get(), counter.positions.get());
+    let enc_rows = words.iter().map(Vec::len).sum::<usize>() as u64;
+    let timing = time_runs(warmup, runs, decode_all)?;
+    Ok(Measured {
+        timing,
+        units: words.len() as f64,
+        words: true,
+        flops: bahdanau_decode_flops(&model.config, enc_rows, dec_rows, pos),
+        dec_rows: Some(dec_rows),
+        weights: Some("models/hi-translit"),
+    })
+}
+
 /// Runs one named workload: `runs` timed runs (default: the schedule's), after the schedule's
 /// warm-up (`quick`: the script's `--quick` schedule).
 pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> {
@@ -525,6 +660,8 @@ pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> 
         "w3-infer-b1" => w3_infer(&w3_config(), 1, w3, warmup, runs)?,
         "w4-g2p-b1" => w4(&G2pSetup::load()?, 1, warmup, runs)?,
         "w4-g2p-b256" => w4(&G2pSetup::load()?, 256, warmup, runs)?,
+        "w5-beam-b256" => w5(&TranslitSetup::load()?, 256, warmup, runs)?,
+        "w5-beam-b1" => w5(&TranslitSetup::load()?, 1, warmup, runs)?,
         _ => unreachable!("every scheduled workload is dispatched"),
     };
     let secs = m.timing.median_ms / 1e3;
