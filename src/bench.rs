@@ -347,7 +347,7 @@ fn greedy_loop(
     max_steps: usize,
     eos: Option<usize>,
 ) -> Result<usize> {
-    let (mem, mut state) = model.encode_with(src, lengths, Some(packed))?;
+    let (mem, mut state) = model.encode_with(Some(packed), src, lengths)?;
     let packed = &packed.decoder;
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
     let mut y = vec![start as u32; b];

@@ -68,6 +68,14 @@ impl Param {
     }
 }
 
+/// Folds `p`'s version into `stamp`: a fingerprint of the versions of a set of parameters
+/// (start from 0), which changes when any of them is updated. Packed weights keep one.
+pub fn mix_version(stamp: u64, p: &Param) -> u64 {
+    (stamp ^ p.version)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29)
+}
+
 /// A layer or model that owns parameters.
 pub trait Module {
     /// Every parameter, in a fixed order.

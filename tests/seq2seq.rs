@@ -314,7 +314,7 @@ fn packed_encode_and_steps_equal_unpacked() {
             let packed = m.pack().unwrap();
             let train_packed = m.decoder.pack_for_training();
             let (mem, mut plain) = m.encode(&src, &lengths).unwrap();
-            let (mem_p, mut fast) = m.encode_with(&src, &lengths, Some(&packed)).unwrap();
+            let (mem_p, mut fast) = m.encode_with(Some(&packed), &src, &lengths).unwrap();
             assert_eq!(mem.keys, mem_p.keys, "{att:?} {cell:?}");
             assert_eq!((&plain.h, &plain.c), (&fast.h, &fast.c), "{att:?} {cell:?}");
             let mut work = recur::seq2seq::decoder::StepWork::default();

@@ -20,7 +20,7 @@ pub use super::recurrence::RnnMode;
 use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -328,6 +328,8 @@ pub struct RnnScratch(StepScratch);
 #[derive(Clone, Debug)]
 pub struct RnnPacked {
     dirs: Vec<PackedDir>,
+    /// [`Rnn::stamp`] when packed: using the weights after a parameter update is an error.
+    stamp: u64,
 }
 
 /// A stacked, optionally bidirectional RNN, LSTM or GRU.
@@ -403,7 +405,18 @@ impl Rnn {
             .enumerate()
             .map(|(i, c)| PackedDir::new(c, self.dims(i / nd, &lay)))
             .collect();
-        RnnPacked { dirs }
+        RnnPacked {
+            dirs,
+            stamp: self.stamp(),
+        }
+    }
+
+    /// A fingerprint of the versions of every parameter ([`Param::version`]); changes whenever
+    /// one of them is updated. Allocates nothing.
+    pub fn stamp(&self) -> u64 {
+        let mut s = 0;
+        self.for_each_param(&mut |p| s = mix_version(s, p));
+        s
     }
 
     /// [`Rnn::forward`] with weights packed by [`Rnn::pack`] (same results, bit for bit).
@@ -463,6 +476,14 @@ impl Rnn {
     }
 
     fn check_packed(&self, packed: &RnnPacked) -> Result<()> {
+        if packed.stamp != self.stamp() {
+            return Err(Error::arg(
+                "RNN.forward_packed",
+                "packed",
+                "weights packed from the current parameters",
+                "stale weights (packed before a parameter update; pack again)",
+            ));
+        }
         if packed.dirs.len() != self.cells.len() {
             return Err(Error::arg(
                 "RNN.forward_packed",

@@ -18,7 +18,7 @@ use super::attention::{add_into, rows_tensor, zeroed, Attention, AttnWork, Memor
 use super::config::{Seq2SeqConfig, PAD};
 use crate::error::{Error, Result};
 use crate::gemm::PackedB;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
@@ -208,13 +208,6 @@ pub struct Decoder {
     emb_dim: usize,
 }
 
-/// Mixes one parameter version into a stamp.
-fn mix(stamp: u64, version: u64) -> u64 {
-    (stamp ^ version)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(29)
-}
-
 impl Decoder {
     /// Builds the decoder of `cfg` (hidden Hd = D·H, keys K = D·H).
     pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
@@ -261,7 +254,7 @@ impl Decoder {
     /// one of them is updated. Allocates nothing.
     pub fn stamp(&self) -> u64 {
         let mut s = 0u64;
-        let mut add = |p: &Param| s = mix(s, p.version());
+        let mut add = |p: &Param| s = mix_version(s, p);
         add(&self.embedding.weight);
         self.attention.for_each_param(&mut add);
         self.rnn.for_each_param(&mut add);

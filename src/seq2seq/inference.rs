@@ -134,7 +134,7 @@ pub fn encode_sources(
             src[t * b + j] = id;
         }
     }
-    let (memory, decoder) = model.encode_with(&src, &lengths, Some(packed))?;
+    let (memory, decoder) = model.encode_with(Some(packed), &src, &lengths)?;
     let state = DecodeState::new(memory, decoder, Arc::clone(&packed.decoder));
     Ok((state, lengths))
 }

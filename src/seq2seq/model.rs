@@ -14,7 +14,7 @@ use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad, StepWork};
 use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::{RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
@@ -25,6 +25,8 @@ pub struct Seq2SeqPacked {
     pub encoder: RnnPacked,
     /// The decoder's weights (shared by every decode state).
     pub decoder: Arc<DecoderPacked>,
+    /// [`Seq2Seq::stamp`] when packed (the encoder's embedding is folded into `encoder`).
+    stamp: u64,
 }
 
 /// An encoder-decoder with attention.
@@ -121,21 +123,24 @@ impl Seq2Seq {
 
     /// Encodes a batch for decoding: the attention memory and the decoder's initial state.
     pub fn encode(&self, src: &[i64], src_lengths: &[usize]) -> Result<(Memory, DecoderState)> {
-        self.encode_with(src, src_lengths, None)
+        self.encode_with(None, src, src_lengths)
     }
 
     /// [`Seq2Seq::encode`] with the encoder's weights from [`Seq2Seq::pack`] (the same bits).
     pub fn encode_with(
         &self,
+        packed: Option<&Seq2SeqPacked>,
         src: &[i64],
         src_lengths: &[usize],
-        packed: Option<&Seq2SeqPacked>,
     ) -> Result<(Memory, DecoderState)> {
         let (s, b) = self.check_batch(src, src_lengths)?;
+        if let Some(p) = packed {
+            self.check_packed(p)?;
+        }
         let enc_packed = packed.map(|p| &p.encoder);
         let (keys, state, _) = self
             .encoder
-            .encode(src, s, b, src_lengths, None, enc_packed)?;
+            .encode(enc_packed, src, s, b, src_lengths, None)?;
         let mem = self.memory(&keys, src_lengths)?;
         Ok((mem, self.decoder.initial_state(state)))
     }
@@ -152,9 +157,29 @@ impl Seq2Seq {
     /// model packs once). Stale once the parameters change.
     pub fn pack(&self) -> Result<Seq2SeqPacked> {
         Ok(Seq2SeqPacked {
-            encoder: self.encoder.pack(),
+            encoder: self.encoder.pack()?,
             decoder: Arc::new(self.decoder.pack()?),
+            stamp: self.stamp(),
         })
+    }
+
+    /// A fingerprint of the versions of every parameter ([`Param::version`]); changes whenever
+    /// one of them is updated.
+    pub fn stamp(&self) -> u64 {
+        self.params().into_iter().fold(0, mix_version)
+    }
+
+    /// Checks that `packed` was packed from the current parameters.
+    pub fn check_packed(&self, packed: &Seq2SeqPacked) -> Result<()> {
+        if packed.stamp != self.stamp() {
+            return Err(Error::arg(
+                "Seq2Seq.encode",
+                "packed",
+                "weights packed from the current parameters",
+                "stale weights (packed before a parameter update; pack again)",
+            ));
+        }
+        Ok(())
     }
 
     /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
@@ -197,8 +222,9 @@ impl Seq2Seq {
         // Encoder.
         let (keys, state0, enc_cache) =
             self.encoder
-                .encode(batch.src, s, b, batch.src_lengths, Some(rng), None)?;
-        let enc_cache = enc_cache.expect("training encode keeps its cache");
+                .encode(None, batch.src, s, b, batch.src_lengths, Some(rng))?;
+        let enc_cache = enc_cache
+            .ok_or_else(|| Error::arg("Seq2Seq.train_batch", "encoder cache", "kept", "none"))?;
         let mem = self.memory(&keys, batch.src_lengths)?;
         // Decoder, teacher forcing (with optional scheduled sampling).
         let mut state = self.decoder.initial_state(state0);
