@@ -17,7 +17,7 @@ use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::seq2seq::decoder::StepWork;
 use crate::seq2seq::inference::{encode_sources, translate_packed, DecodeState};
 use crate::seq2seq::model::argmax;
-use crate::seq2seq::search::{decode, DecodeOptions, StepModel};
+use crate::seq2seq::search::{decode, DecodeOptions, MaxLen, StepModel};
 use crate::seq2seq::{
     AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, UNK,
 };
@@ -478,8 +478,7 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
     } = setup;
     let opts = DecodeOptions {
         beam_size: 1,
-        max_len: G2P_MAX_STEPS,
-        max_len_ratio: None,
+        max_len: MaxLen::Fixed(G2P_MAX_STEPS),
         ..DecodeOptions::default()
     };
     let packed = model.pack()?; // once, as a served model does
@@ -540,9 +539,7 @@ pub fn w5_options() -> DecodeOptions {
     DecodeOptions {
         beam_size: 4,
         nbest: 1,
-        max_len: 500,
-        max_len_ratio: Some(3.0),
-        max_len_offset: 5,
+        max_len: MaxLen::DEFAULT,
         ..DecodeOptions::default()
     }
 }

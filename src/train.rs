@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::module::{seeded_rng, Module, Rng64};
 use crate::optim::{clip_grad_norm, Adam, AdamConfig, AdamW, Optimizer};
 use crate::seq2seq::inference::translate;
-use crate::seq2seq::search::DecodeOptions;
+use crate::seq2seq::search::{DecodeOptions, MaxLen};
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig, TokenBatch, TrainOptions};
 
 /// Which optimizer.
@@ -163,9 +163,11 @@ pub fn exact_match(model: &Seq2Seq, dev: &[DevExample], max_len_ratio: f32) -> R
     // Each source's own cap (not its chunk's), so the score does not depend on batching.
     let opts = DecodeOptions {
         beam_size: 1,
-        max_len: 500,
-        max_len_ratio: Some(max_len_ratio),
-        max_len_offset: 5,
+        max_len: MaxLen::PerSource {
+            ratio: max_len_ratio,
+            offset: 5,
+            limit: 500,
+        },
         ..DecodeOptions::default()
     };
     for chunk in dev.chunks(256) {

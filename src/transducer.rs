@@ -99,8 +99,8 @@ pub struct RunConfig {
 pub struct DecodeConfig {
     /// Beam size (1 = greedy); unset: 5.
     pub beam: Option<usize>,
-    /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5 (see
-    /// [`max_output_len`]).
+    /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5, at most 500 (see
+    /// [`crate::seq2seq::search::MaxLen::DEFAULT`]).
     pub max_len: Option<usize>,
 }
 
@@ -132,16 +132,6 @@ pub struct Transducer {
     /// The configuration it was trained with.
     pub config: RunConfig,
 }
-
-/// Output-length rule: at most `ratio × source tokens + 5` tokens (and never more than 500).
-pub fn max_output_len(src_tokens: usize, ratio: f32) -> usize {
-    ((ratio * src_tokens as f32).ceil() as usize + MAX_LEN_OFFSET).min(MAX_LEN_LIMIT)
-}
-
-/// The `+ 5` of [`max_output_len`].
-const MAX_LEN_OFFSET: usize = 5;
-/// The absolute limit of [`max_output_len`].
-const MAX_LEN_LIMIT: usize = 500;
 
 impl Transducer {
     /// A fresh, untrained model for `config` and the vocabularies (initialised from the seed).
@@ -230,17 +220,10 @@ impl Transducer {
             .detokenize(&self.tgt_vocab.decode(&ids))
     }
 
-    /// Decodes every input (all at once, batched); per input, its outputs best first. When
-    /// `opts.max_len_ratio` is unset, each source gets the length rule of [`max_output_len`]
-    /// with ratio 3 (within `opts.max_len`).
+    /// Decodes every input (all at once, batched); per input, its outputs best first.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
         let srcs: Vec<Vec<i64>> = inputs.iter().map(|s| self.encode_source(s)).collect();
-        let mut opts = opts.clone();
-        if opts.max_len_ratio.is_none() {
-            (opts.max_len_ratio, opts.max_len_offset) = (Some(3.0), MAX_LEN_OFFSET);
-            opts.max_len = opts.max_len.min(MAX_LEN_LIMIT);
-        }
-        let hyps = translate(&self.model, &srcs, &opts)?;
+        let hyps = translate(&self.model, &srcs, opts)?;
         Ok(hyps
             .into_iter()
             .map(|hs| hs.into_iter().map(|h| self.output(h)).collect())
@@ -319,26 +302,5 @@ mod tests {
         assert_eq!(words, ["main", "ghar", "ja", "raha", "hoon"]);
         let joined: String = parts.iter().map(|p| p.1.as_str()).collect();
         assert_eq!(joined, "main  ghar, ja raha hoon!");
-    }
-
-    #[test]
-    fn output_length_rule() {
-        assert_eq!(max_output_len(10, 3.0), 35);
-        assert_eq!(max_output_len(0, 3.0), 5);
-        assert_eq!(max_output_len(10_000, 3.0), 500);
-    }
-
-    #[test]
-    fn translate_applies_the_length_rule_per_source() {
-        // The options `translate` builds when none are given.
-        let opts = DecodeOptions {
-            max_len_ratio: Some(3.0),
-            max_len_offset: MAX_LEN_OFFSET,
-            max_len: MAX_LEN_LIMIT,
-            ..DecodeOptions::default()
-        };
-        for n in [1, 2, 7, 40, 200, 10_000] {
-            assert_eq!(opts.cap(n), max_output_len(n, 3.0), "source of {n} tokens");
-        }
     }
 }

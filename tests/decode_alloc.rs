@@ -9,7 +9,7 @@ use std::sync::Arc;
 use recur::nn::RnnMode;
 use recur::seeded_rng;
 use recur::seq2seq::inference::DecodeState;
-use recur::seq2seq::search::{decode, DecodeOptions, StepModel};
+use recur::seq2seq::search::{decode, DecodeOptions, MaxLen, StepModel};
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 
 /// Counts the allocations (and reallocations) of the thread that enabled counting.
@@ -142,7 +142,7 @@ fn decode_allocations(m: &Seq2Seq, beam: usize, steps: usize) -> u64 {
     let opts = DecodeOptions {
         beam_size: beam,
         nbest: beam.min(2),
-        max_len: steps,
+        max_len: MaxLen::Fixed(steps),
         min_len: steps,
         ..DecodeOptions::default()
     };

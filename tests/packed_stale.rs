@@ -7,7 +7,7 @@ use recur::nn::{RnnConfig, RnnMode, RnnScratch, StepInput};
 use recur::optim::{Adam, AdamConfig, Optimizer};
 use recur::seq2seq::decoder::StepWork;
 use recur::seq2seq::inference::{translate_packed, DecodeState};
-use recur::seq2seq::search::{greedy, DecodeOptions};
+use recur::seq2seq::search::{greedy, DecodeOptions, MaxLen};
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 use recur::{seeded_rng, Error, Module, Tensor};
 
@@ -45,7 +45,7 @@ fn stale_packed_weights_are_errors() {
     let srcs = vec![vec![4, 5, 6], vec![7, 8]];
     let opts = DecodeOptions {
         beam_size: 2,
-        max_len: 5,
+        max_len: MaxLen::Fixed(5),
         ..DecodeOptions::default()
     };
     for att in [

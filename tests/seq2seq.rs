@@ -6,7 +6,7 @@ use recur::data::{encode_pairs, EncodeOptions, Tokenizer, Vocab};
 use recur::nn::RnnMode;
 use recur::seeded_rng;
 use recur::seq2seq::inference::{translate, translate_packed};
-use recur::seq2seq::search::DecodeOptions;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 use recur::train::{dev_examples, exact_match, pairs_from_strings, TrainConfig, Trainer};
 
@@ -52,7 +52,7 @@ fn weights_packed_once_decode_exactly_as_packed_per_call() {
         for beam_size in [1, 3] {
             let opts = DecodeOptions {
                 beam_size,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..DecodeOptions::default()
             };
             // The same pack serves several calls with different batches.
@@ -73,7 +73,7 @@ fn beam_of_one_is_exactly_greedy() {
             &sources(),
             &DecodeOptions {
                 beam_size: 1,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..Default::default()
             },
         )
@@ -92,7 +92,7 @@ fn beam_of_one_is_exactly_greedy() {
             &DecodeOptions {
                 beam_size: 1,
                 nbest: 1,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..Default::default()
             },
         )
@@ -128,7 +128,7 @@ fn results_do_not_depend_on_how_sources_are_batched() {
             let opts = DecodeOptions {
                 beam_size: 3,
                 nbest: 2,
-                max_len: 10,
+                max_len: MaxLen::Fixed(10),
                 return_attention: true,
                 ..Default::default()
             };
@@ -155,7 +155,7 @@ fn empty_source_truncation_and_attention_shapes() {
         &sources(),
         &DecodeOptions {
             beam_size: 2,
-            max_len: 3,
+            max_len: MaxLen::Fixed(3),
             return_attention: true,
             ..Default::default()
         },

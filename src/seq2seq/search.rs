@@ -7,8 +7,8 @@
 //!
 //! Semantics (shared by [`greedy`] and [`beam_search`]):
 //! - Every hypothesis starts from [`BOS`]; returned tokens contain neither BOS nor EOS.
-//! - Length cap per source: `cap = max_len`, or `min(max_len, ceil(ratio * src_len) + offset)`
-//!   when `max_len_ratio` is set (`offset` is `max_len_offset`). `cap` counts output tokens (EOS excluded): a hypothesis that reaches
+//! - Length cap per source: [`MaxLen::cap`] of `max_len` (by default `ceil(3 * src_len) + 5`,
+//!   never more than 500). `cap` counts output tokens (EOS excluded): a hypothesis that reaches
 //!   `cap` tokens without EOS is finished with `truncated = true`; its `log_prob` has no EOS term.
 //! - An empty source (`src_len == 0`) decodes to an empty output (`log_prob = score = 0`, not
 //!   truncated) without any model step. With `cap == 0` on a non-empty source the output is empty
@@ -67,7 +67,53 @@ pub trait StepModel {
     fn vocab_size(&self) -> usize;
 }
 
-/// Decoding options; `Default` gives beam 5, 1-best, `max_len` 100, no ratio cap, no length
+/// The output-length rule: how many tokens (EOS excluded) a source of `src_len` tokens may decode
+/// to. The one place the rule lives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MaxLen {
+    /// The same cap for every source.
+    Fixed(usize),
+    /// `min(limit, ceil(ratio * src_len) + offset)`, in f32 arithmetic (`1.2 * 10` is 12).
+    PerSource {
+        /// Output tokens per source token (finite, > 0).
+        ratio: f32,
+        /// Added to the ratio term.
+        offset: usize,
+        /// The cap however long the source.
+        limit: usize,
+    },
+}
+
+impl MaxLen {
+    /// The default rule (`recur translate` without `--max-len`): `ceil(3 * src_len) + 5`
+    /// tokens, never more than 500.
+    pub const DEFAULT: MaxLen = MaxLen::PerSource {
+        ratio: 3.0,
+        offset: 5,
+        limit: 500,
+    };
+
+    /// The cap for a source of `src_len` tokens.
+    pub fn cap(&self, src_len: usize) -> usize {
+        match *self {
+            MaxLen::Fixed(n) => n,
+            MaxLen::PerSource {
+                ratio,
+                offset,
+                limit,
+            } => limit.min((ratio * src_len as f32).ceil() as usize + offset),
+        }
+    }
+}
+
+impl Default for MaxLen {
+    fn default() -> Self {
+        MaxLen::DEFAULT
+    }
+}
+
+/// Decoding options; `Default` gives beam 5, 1-best, [`MaxLen::DEFAULT`], no length
 /// penalty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,12 +122,8 @@ pub struct DecodeOptions {
     pub beam_size: usize,
     /// Number of hypotheses returned per source by beam search, `1..=beam_size`.
     pub nbest: usize,
-    /// Absolute cap on output tokens (EOS excluded).
-    pub max_len: usize,
-    /// When set (finite, > 0), the cap is `min(max_len, ceil(ratio * src_len) + max_len_offset)`.
-    pub max_len_ratio: Option<f32>,
-    /// Added to the ratio term of the cap (ignored without `max_len_ratio`).
-    pub max_len_offset: usize,
+    /// The cap on output tokens (EOS excluded) of each source.
+    pub max_len: MaxLen,
     /// EOS is forbidden before a hypothesis has this many tokens.
     pub min_len: usize,
     /// GNMT length-penalty exponent alpha (0 = rank by raw log-probability sum).
@@ -95,9 +137,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             beam_size: 5,
             nbest: 1,
-            max_len: 100,
-            max_len_ratio: None,
-            max_len_offset: 0,
+            max_len: MaxLen::DEFAULT,
             min_len: 0,
             length_penalty: 0.0,
             return_attention: false,
@@ -116,9 +156,9 @@ impl DecodeOptions {
             let want = format!("1..={}", self.beam_size);
             return Err(Error::arg(OP, "nbest", want, self.nbest));
         }
-        if let Some(r) = self.max_len_ratio {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(Error::arg(OP, "max_len_ratio", "finite and > 0", r));
+        if let MaxLen::PerSource { ratio, .. } = self.max_len {
+            if !(ratio.is_finite() && ratio > 0.0) {
+                return Err(Error::arg(OP, "max_len.ratio", "finite and > 0", ratio));
             }
         }
         if !self.length_penalty.is_finite() {
@@ -130,13 +170,7 @@ impl DecodeOptions {
 
     /// The output-token cap for a source of length `src_len` (see the module docs).
     pub fn cap(&self, src_len: usize) -> usize {
-        match self.max_len_ratio {
-            // f32 arithmetic on purpose: `1.2 * 10` is 12, as a user expects.
-            Some(r) => self
-                .max_len
-                .min((r * src_len as f32).ceil() as usize + self.max_len_offset),
-            None => self.max_len,
-        }
+        self.max_len.cap(src_len)
     }
 }
 
@@ -871,7 +905,7 @@ mod tests {
         DecodeOptions {
             beam_size: beam,
             nbest,
-            max_len: 20,
+            max_len: MaxLen::Fixed(20),
             ..Default::default()
         }
     }
@@ -907,7 +941,7 @@ mod tests {
             let mut o = opts(1, 1);
             o.length_penalty = alpha;
             o.min_len = 1;
-            o.max_len_ratio = Some(1.5);
+            o.max_len = ratio_cap(1.5, 20);
             o.return_attention = true;
             let g = run_greedy(&m, &ids, &lens, &o);
             let b = run_beam(&m, &ids, &lens, &o);
@@ -928,7 +962,7 @@ mod tests {
         let lens = [3, 8, 1, 5, 0, 7, 4];
         let mut o = opts(4, 3);
         o.length_penalty = 0.8;
-        o.max_len_ratio = Some(2.0);
+        o.max_len = ratio_cap(2.0, 20);
         o.return_attention = true;
         let together = run_beam(&m, &ids, &lens, &o);
         let g_together = run_greedy(&m, &ids, &lens, &o);
@@ -978,26 +1012,45 @@ mod tests {
         assert!(b[0].iter().all(|h| !h.truncated));
     }
 
+    fn ratio_cap(ratio: f32, limit: usize) -> MaxLen {
+        MaxLen::PerSource {
+            ratio,
+            offset: 0,
+            limit,
+        }
+    }
+
+    #[test]
+    fn the_default_length_rule() {
+        let cap = |n| DecodeOptions::default().cap(n);
+        assert_eq!((cap(0), cap(10), cap(10_000)), (5, 35, 500));
+        let o: DecodeOptions = serde_json::from_str(
+            r#"{"max_len": {"per_source": {"ratio": 3.0, "offset": 5, "limit": 500}}}"#,
+        )
+        .unwrap();
+        assert_eq!(o, DecodeOptions::default());
+    }
+
     #[test]
     fn max_len_truncates() {
         let never_eos = Toy::probs(6, |_, _, _| vec![(A, 0.6), (B, 0.4)]);
         let mut o = opts(1, 1);
-        o.max_len = 5;
+        o.max_len = MaxLen::Fixed(5);
         let g = run_greedy(&never_eos, &[0], &[9], &o);
         assert_eq!(g[0].tokens, vec![A; 5]);
         assert!(g[0].truncated);
         assert!((g[0].log_prob - 5.0 * 0.6f32.ln()).abs() < 1e-4);
-        o.max_len_ratio = Some(1.2);
+        o.max_len = ratio_cap(1.2, 5);
         let g = run_greedy(&never_eos, &[0, 1], &[2, 10], &o);
         assert_eq!(g[0].tokens.len(), 3, "ceil(1.2 * 2)");
         assert_eq!(g[1].tokens.len(), 5, "min(max_len, 12)");
         let mut o = opts(3, 3);
-        o.max_len = 4;
+        o.max_len = MaxLen::Fixed(4);
         let b = run_beam(&never_eos, &[0], &[9], &o);
         assert_eq!(b[0].len(), 3);
         assert!(b[0].iter().all(|h| h.truncated && h.tokens.len() == 4));
         assert_eq!(b[0][0].tokens, vec![A; 4]);
-        o.max_len = 0;
+        o.max_len = MaxLen::Fixed(0);
         let b = run_beam(&never_eos, &[0], &[9], &o);
         assert!(b[0][0].tokens.is_empty() && b[0][0].truncated);
     }
@@ -1021,9 +1074,9 @@ mod tests {
     #[test]
     fn empty_source_decodes_to_empty_output() {
         let m = noise(8).with_attention(5);
-        for ratio in [None, Some(1.5)] {
+        for max_len in [MaxLen::Fixed(20), ratio_cap(1.5, 20)] {
             let mut o = opts(3, 2);
-            o.max_len_ratio = ratio;
+            o.max_len = max_len;
             o.return_attention = true;
             let g = run_greedy(&m, &[0, 1], &[0, 0], &o);
             assert!(m.calls.borrow().is_empty(), "no step for empty sources");
@@ -1152,7 +1205,7 @@ mod tests {
             assert!(beam_search(&m, &mut Toy::init(&[0]), &[2], &opts(beam, nbest)).is_err());
         }
         let mut o = opts(2, 1);
-        o.max_len_ratio = Some(f32::NAN);
+        o.max_len = ratio_cap(f32::NAN, 20);
         assert!(greedy(&m, &mut Toy::init(&[0]), &[2], &o).is_err());
         assert!(run_greedy_err(&Bad(1, -1.0)), "short logp");
         assert!(run_greedy_err(&Bad(0, f32::NAN)), "NaN logp");
@@ -1170,12 +1223,12 @@ mod tests {
     #[test]
     fn options_serde_defaults() {
         let o: DecodeOptions =
-            serde_json::from_str(r#"{"beam_size": 3, "max_len_ratio": 1.5}"#).unwrap();
+            serde_json::from_str(r#"{"beam_size": 3, "max_len": {"fixed": 7}}"#).unwrap();
         assert_eq!(
             o,
             DecodeOptions {
                 beam_size: 3,
-                max_len_ratio: Some(1.5),
+                max_len: MaxLen::Fixed(7),
                 ..Default::default()
             }
         );
