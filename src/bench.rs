@@ -298,7 +298,7 @@ pub fn w3_config() -> Seq2SeqConfig {
 /// `n` random real token ids (no PAD/BOS/EOS/UNK), as `random_tokens` of the script.
 fn random_tokens(n: usize, vocab: usize, rng: &mut Rng64) -> Vec<i64> {
     (0..n)
-        .map(|_| rng.gen_range(UNK + 1..vocab) as i64)
+        .map(|_| rng.gen_range(UNK as usize + 1..vocab) as i64)
         .collect()
 }
 
@@ -383,7 +383,7 @@ fn w3_infer(
     let lengths = vec![s; b];
     let packed = model.pack()?; // once, as a served model does
     let timing = time_runs(warmup, runs, || {
-        greedy_loop(&model, &packed, &src, &lengths, BOS, t, None).map(|_| ())
+        greedy_loop(&model, &packed, &src, &lengths, BOS as usize, t, None).map(|_| ())
     })?;
     Ok(Measured::tokens(
         timing,
@@ -796,7 +796,7 @@ mod tests {
         let (src, len) = pad_time_major(&[vec![4, 5, 6], vec![7, 8]]);
         let packed = model.pack().unwrap();
         assert_eq!(
-            greedy_loop(&model, &packed, &src, &len, BOS, 7, None).unwrap(),
+            greedy_loop(&model, &packed, &src, &len, BOS as usize, 7, None).unwrap(),
             7
         );
         // Every token id is some step's EOS candidate: pick the first step's argmax of row 0
@@ -805,18 +805,12 @@ mod tests {
         let mut work = crate::seq2seq::decoder::StepWork::default();
         let l = model
             .decoder
-            .step_infer(
-                &packed.decoder,
-                &[BOS as u32; 2],
-                &mut state,
-                &mem,
-                &mut work,
-            )
+            .step_infer(&packed.decoder, &[BOS; 2], &mut state, &mem, &mut work)
             .unwrap()
             .logits;
         let v = model.config.tgt_vocab;
         let (a0, a1) = (argmax(&l[..v]), argmax(&l[v..]));
-        let steps = greedy_loop(&model, &packed, &src, &len, BOS, 7, Some(a0)).unwrap();
+        let steps = greedy_loop(&model, &packed, &src, &len, BOS as usize, 7, Some(a0)).unwrap();
         if a0 == a1 {
             assert_eq!(steps, 1);
         } else {

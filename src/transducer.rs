@@ -206,7 +206,7 @@ impl Transducer {
             .src_vocab
             .encode(&self.config.data.src_tokens.tokenize(&text));
         if self.config.data.src_eos {
-            ids.push(crate::data::vocab::EOS);
+            ids.push(i64::from(crate::data::vocab::EOS));
         }
         ids
     }

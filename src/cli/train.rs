@@ -150,7 +150,7 @@ fn prepare(cfg: RunConfig, out: &Path, resume: bool) -> Result<Prepared> {
         // As `Transducer::encode_source` does for translation.
         let srcs = encoded.examples.iter_mut().map(|e| &mut e.src);
         srcs.chain(dev.iter_mut().map(|d| &mut d.src))
-            .for_each(|s| s.push(recur::data::EOS));
+            .for_each(|s| s.push(i64::from(recur::data::EOS)));
     }
     let mut transducer = Transducer::new(cfg.clone(), src_vocab, tgt_vocab)?;
     let mut trainer = Trainer::new(transducer.config.model.clone(), cfg.train.clone())?;

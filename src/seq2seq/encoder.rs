@@ -74,7 +74,7 @@ pub fn unbridge(s: &Tensor, directions: usize) -> Tensor {
 impl Encoder {
     /// Builds the encoder of `cfg`.
     pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
-        let mut embedding = Embedding::new(cfg.src_vocab, cfg.emb_dim, Some(PAD), rng)?;
+        let mut embedding = Embedding::new(cfg.src_vocab, cfg.emb_dim, Some(PAD as usize), rng)?;
         embedding.prefix_names("encoder.embedding.");
         let mut rc = RnnConfig::lstm(cfg.emb_dim, cfg.hidden_size)
             .num_layers(cfg.layers)

@@ -7,7 +7,7 @@ use super::attention::Memory;
 use super::decoder::{DecoderPacked, DecoderState, StepWork};
 use super::model::Seq2SeqPacked;
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
-use super::{Seq2Seq, PAD};
+use super::{Seq2Seq, TokenId, PAD};
 use crate::error::Result;
 
 /// What decoding carries per row (the source's attention memory and the decoder state) and the
@@ -44,7 +44,7 @@ impl StepModel for Seq2Seq {
     fn step(
         &self,
         state: &mut DecodeState,
-        prev: &[u32],
+        prev: &[TokenId],
         logp: &mut Vec<f32>,
         attn: &mut Vec<f32>,
     ) -> Result<()> {

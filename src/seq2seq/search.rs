@@ -31,14 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Padding token id (typed copy of [`crate::data::vocab::PAD`]).
-pub const PAD: u32 = crate::data::vocab::PAD as u32;
-/// Beginning-of-sequence token id: the first `prev` token of every hypothesis.
-pub const BOS: u32 = crate::data::vocab::BOS as u32;
-/// End-of-sequence token id: finishes a hypothesis.
-pub const EOS: u32 = crate::data::vocab::EOS as u32;
-/// Unknown-token id.
-pub const UNK: u32 = crate::data::vocab::UNK as u32;
+pub use crate::data::vocab::{TokenId, BOS, EOS, PAD, UNK};
 
 /// One decoder step over a working set of rows (row = one hypothesis of one source).
 pub trait StepModel {
@@ -53,7 +46,7 @@ pub trait StepModel {
     fn step(
         &self,
         state: &mut Self::State,
-        prev: &[u32],
+        prev: &[TokenId],
         logp: &mut Vec<f32>,
         attn: &mut Vec<f32>,
     ) -> Result<()>;
@@ -178,7 +171,7 @@ impl DecodeOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hypothesis {
     /// Output tokens, without BOS and EOS.
-    pub tokens: Vec<u32>,
+    pub tokens: Vec<TokenId>,
     /// Sum of the log-probabilities of the tokens (and of EOS when it ended the hypothesis).
     pub log_prob: f32,
     /// `log_prob / lp(n)` (GNMT length normalization; equals `log_prob` when alpha is 0).
@@ -294,7 +287,7 @@ fn start_sources<M: StepModel>(
 
 /// Builds a finished hypothesis, computing its length-normalized score.
 fn finish(
-    tokens: Vec<u32>,
+    tokens: Vec<TokenId>,
     attention: Vec<Vec<f32>>,
     log_prob: f32,
     eos: bool,
@@ -340,7 +333,7 @@ fn checked_vocab<M: StepModel>(model: &M) -> Result<usize> {
 fn checked_step<M: StepModel>(
     model: &M,
     state: &mut M::State,
-    prev: &[u32],
+    prev: &[TokenId],
     bufs: (&mut Vec<f32>, &mut Vec<f32>),
     vocab: usize,
     need_width: usize,
@@ -398,9 +391,9 @@ struct Greedy<'a, M> {
     out: Vec<Hypothesis>,
     /// Source of each working-set row.
     rows: Vec<usize>,
-    prev: Vec<u32>,
+    prev: Vec<TokenId>,
     next_rows: Vec<usize>,
-    next_prev: Vec<u32>,
+    next_prev: Vec<TokenId>,
     keep: Vec<usize>,
     logp: Vec<f32>,
     attn: Vec<f32>,
@@ -481,7 +474,7 @@ const NONE: usize = usize::MAX;
 /// A token in the beam trellis: hypotheses are paths back to the root.
 struct Node {
     parent: usize,
-    token: u32,
+    token: TokenId,
     /// Offset of this token's attention row in the arena, or [`NONE`].
     attn: usize,
 }
@@ -516,7 +509,7 @@ struct Cand {
     parent: usize,
     /// Rank of the parent within its source's beam (batch-independent).
     rank: usize,
-    token: u32,
+    token: TokenId,
 }
 
 /// Candidate order (`Less` = better): score desc, parent rank asc, token log-prob desc, token asc.
@@ -561,9 +554,9 @@ struct Beam<'a, M> {
     /// Per source: finished hypotheses, sorted by [`hyp_order`], at most `nbest`.
     finished: Vec<Vec<Hypothesis>>,
     live: Vec<Live>,
-    prev: Vec<u32>,
+    prev: Vec<TokenId>,
     next: Vec<Live>,
-    next_prev: Vec<u32>,
+    next_prev: Vec<TokenId>,
     keep: Vec<usize>,
     topk: Vec<Cand>,
     logp: Vec<f32>,
