@@ -12,6 +12,6 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use rnn::{
-    Rnn, RnnCache, RnnConfig, RnnGrads, RnnMode, RnnOutput, RnnPacked, RnnScratch, RnnState,
-    StepInput,
+    Rnn, RnnCache, RnnConfig, RnnDeferred, RnnGrads, RnnMode, RnnOutput, RnnPacked, RnnScratch,
+    RnnState, StepInput,
 };

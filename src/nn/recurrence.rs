@@ -508,6 +508,123 @@ pub fn step(
     cell_step(packed, d, b_hh, n, gates, h, c, cs, threads);
 }
 
+/// The rows (E) multiplies, `tb` of each: gate gradients and what they multiply.
+struct GradRows<'a> {
+    dgates: &'a [f32],
+    /// GRU: ∂L/∂ĥ (for `W_hh`); empty otherwise.
+    dhg: &'a [f32],
+    /// LSTM with projection: ∂L/∂h'; empty otherwise.
+    dproj: &'a [f32],
+    x: &'a [f32],
+    h_prev: &'a [f32],
+    h_full: &'a [f32],
+}
+
+/// (E): adds every weight gradient of `rows` (`tb` rows) into `w`, one GEMM per weight.
+fn weight_grads(w: &mut DirWeights, d: Dims, r: &GradRows, tb: usize, threads: usize) {
+    let (gh, hid, ho) = (d.gates(), d.hidden, d.out);
+    let dg_hh = if d.mode == RnnMode::Gru {
+        r.dhg
+    } else {
+        r.dgates
+    };
+    matmul(
+        w.w_ih.grad.data_mut(),
+        r.dgates,
+        Trans::T,
+        r.x,
+        Trans::N,
+        gh,
+        d.input,
+        tb,
+        true,
+        threads,
+    );
+    matmul(
+        w.w_hh.grad.data_mut(),
+        dg_hh,
+        Trans::T,
+        r.h_prev,
+        Trans::N,
+        gh,
+        ho,
+        tb,
+        true,
+        threads,
+    );
+    if let Some(b) = &mut w.b_ih {
+        add_col_sums(b.grad.data_mut(), r.dgates);
+    }
+    if let Some(b) = &mut w.b_hh {
+        add_col_sums(b.grad.data_mut(), dg_hh);
+    }
+    if let Some(w_hr) = &mut w.w_hr {
+        matmul(
+            w_hr.grad.data_mut(),
+            r.dproj,
+            Trans::T,
+            r.h_full,
+            Trans::N,
+            ho,
+            hid,
+            tb,
+            true,
+            threads,
+        );
+    }
+}
+
+/// Weight-gradient rows that [`backward`] set aside instead of multiplying them, gathered over
+/// many sweeps (a decoder's steps) for one GEMM per weight ([`DeferredGrads::flush`]).
+#[derive(Clone, Debug, Default)]
+pub struct DeferredGrads {
+    dgates: Vec<f32>,
+    dhg: Vec<f32>,
+    dproj: Vec<f32>,
+    x: Vec<f32>,
+    h_prev: Vec<f32>,
+    h_full: Vec<f32>,
+    rows: usize,
+}
+
+impl DeferredGrads {
+    fn push(&mut self, r: &GradRows, tb: usize) {
+        self.dgates.extend_from_slice(r.dgates);
+        self.dhg.extend_from_slice(r.dhg);
+        self.dproj.extend_from_slice(r.dproj);
+        self.x.extend_from_slice(r.x);
+        self.h_prev.extend_from_slice(r.h_prev);
+        self.h_full.extend_from_slice(r.h_full);
+        self.rows += tb;
+    }
+
+    /// (E) over every row set aside: adds the weight gradients into `w` and empties `self`.
+    pub fn flush(&mut self, w: &mut DirWeights, d: Dims, threads: usize) {
+        if self.rows > 0 {
+            let r = GradRows {
+                dgates: &self.dgates,
+                dhg: &self.dhg,
+                dproj: &self.dproj,
+                x: &self.x,
+                h_prev: &self.h_prev,
+                h_full: &self.h_full,
+            };
+            weight_grads(w, d, &r, self.rows, threads);
+        }
+        for v in [
+            &mut self.dgates,
+            &mut self.dhg,
+            &mut self.dproj,
+            &mut self.x,
+            &mut self.h_prev,
+            &mut self.h_full,
+        ] {
+            v.clear();
+        }
+        self.rows = 0;
+    }
+}
+
 /// Backpropagation through time for one direction; adds into the parameter gradients.
 ///
 /// * `x` `[T, B, I]` and `active` as in [`forward`]; `trace` from it.
@@ -528,6 +645,7 @@ pub fn backward(
     dh: &mut [f32],
     dc: &mut [f32],
     dx: &mut [f32],
+    defer: Option<&mut DeferredGrads>,
     threads: usize,
 ) {
     let (tb, gh, hid, ho, bsz) = (d.steps * d.batch, d.gates(), d.hidden, d.out, d.batch);
@@ -621,55 +739,19 @@ pub fn backward(
         }
     }
 
-    // (E) weight gradients, one GEMM each over all T·B rows (inactive rows contribute zero).
-    let dg_hh = if d.mode == RnnMode::Gru {
-        &dhg
-    } else {
-        &dgates
-    };
-    matmul(
-        w.w_ih.grad.data_mut(),
-        &dgates,
-        Trans::T,
+    // (E) weight gradients, one GEMM each over all T·B rows (inactive rows contribute zero),
+    // or deferred to one GEMM over many sweeps.
+    let rows = GradRows {
+        dgates: &dgates,
+        dhg: &dhg,
+        dproj: &dproj,
         x,
-        Trans::N,
-        gh,
-        d.input,
-        tb,
-        true,
-        threads,
-    );
-    matmul(
-        w.w_hh.grad.data_mut(),
-        dg_hh,
-        Trans::T,
-        &trace.h_prev,
-        Trans::N,
-        gh,
-        ho,
-        tb,
-        true,
-        threads,
-    );
-    if let Some(b) = &mut w.b_ih {
-        add_col_sums(b.grad.data_mut(), &dgates);
-    }
-    if let Some(b) = &mut w.b_hh {
-        add_col_sums(b.grad.data_mut(), dg_hh);
-    }
-    if let Some(w_hr) = &mut w.w_hr {
-        matmul(
-            w_hr.grad.data_mut(),
-            &dproj,
-            Trans::T,
-            &trace.h_full,
-            Trans::N,
-            ho,
-            hid,
-            tb,
-            true,
-            threads,
-        );
+        h_prev: &trace.h_prev,
+        h_full: &trace.h_full,
+    };
+    match defer {
+        Some(sink) => sink.push(&rows, tb),
+        None => weight_grads(w, d, &rows, tb, threads),
     }
     // (F) ∂L/∂x += ∂L/∂a · W_ih
     matmul_packed(dx, &dgates, Trans::N, &pk.w_ih, tb, true, threads);

@@ -17,7 +17,9 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 pub use super::recurrence::RnnMode;
-use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput};
+use super::recurrence::{
+    self, DeferredGrads, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput,
+};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
 use crate::module::{mix_version, Module, Param, Rng64};
@@ -318,6 +320,12 @@ pub enum StepInput<'a> {
     Features(&'a [f32]),
     /// Token ids (B), looked up in the tables of [`Rnn::pack_embedded`].
     Tokens(&'a [u32]),
+}
+
+/// Weight-gradient products set aside by [`Rnn::backward_deferred`], per layer and direction.
+#[derive(Clone, Debug, Default)]
+pub struct RnnDeferred {
+    dirs: Vec<DeferredGrads>,
 }
 
 /// Reusable buffers of [`Rnn::step_packed`].
@@ -1004,6 +1012,44 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RnnGrads> {
+        self.backward_impl(packed, cache, (grad_output, grad_h_n, grad_c_n), None)
+    }
+
+    /// [`Rnn::backward_with`] that sets the weight-gradient products aside in `deferred`
+    /// instead of computing them: a layer run one step at a time (a decoder) then computes them
+    /// with one GEMM per weight over all its steps ([`Rnn::flush_deferred`]).
+    pub fn backward_deferred(
+        &mut self,
+        packed: Option<&RnnPacked>,
+        cache: &RnnCache,
+        (grad_output, grad_h_n, grad_c_n): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
+        deferred: &mut RnnDeferred,
+    ) -> Result<RnnGrads> {
+        let grads = (grad_output, grad_h_n, grad_c_n);
+        self.backward_impl(packed, cache, grads, Some(deferred))
+    }
+
+    /// Adds the weight gradients set aside by [`Rnn::backward_deferred`] (one GEMM per weight)
+    /// and empties `deferred`.
+    pub fn flush_deferred(&mut self, deferred: &mut RnnDeferred) {
+        let (nd, threads, lay) = (self.cfg.num_directions(), num_threads(), Layout::empty());
+        for (i, sink) in deferred.dirs.iter_mut().enumerate() {
+            let d = self.dims(i / nd, &lay);
+            sink.flush(&mut self.cells[i], d, threads);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward_impl(
+        &mut self,
+        packed: Option<&RnnPacked>,
+        cache: &RnnCache,
+        (grad_output, grad_h_n, grad_c_n): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
+        mut deferred: Option<&mut RnnDeferred>,
+    ) -> Result<RnnGrads> {
+        if let Some(df) = deferred.as_deref_mut() {
+            df.dirs.resize_with(self.cells.len(), Default::default);
+        }
         if let Some(p) = packed {
             self.check_packed(p)?;
         }
@@ -1048,38 +1094,50 @@ impl Rnn {
                 &mut []
             };
             let cells = &mut self.cells[layer * nd..(layer + 1) * nd];
-            let run_dir =
-                |dir: usize, w: &mut DirWeights, dh: &mut [f32], dc: &mut [f32], threads: usize| {
-                    let mut dx = vec![0.0f32; tb * d.input];
-                    recurrence::backward(
-                        w,
-                        packed.map(|p| &p.dirs[layer * nd + dir]),
-                        d,
-                        &lc.input,
-                        &lay.active,
-                        dir == 1,
-                        &lc.dirs[dir],
-                        &d_outs[dir],
-                        dh,
-                        dc,
-                        &mut dx,
-                        threads,
-                    );
-                    dx
-                };
+            let (mut sink0, mut sink1) = match deferred.as_deref_mut() {
+                Some(df) => {
+                    let (a, b) = df.dirs[layer * nd..(layer + 1) * nd].split_at_mut(1);
+                    (a.first_mut(), b.first_mut())
+                }
+                None => (None, None),
+            };
+            let run_dir = |dir: usize,
+                           w: &mut DirWeights,
+                           dh: &mut [f32],
+                           dc: &mut [f32],
+                           sink: Option<&mut DeferredGrads>,
+                           threads: usize| {
+                let mut dx = vec![0.0f32; tb * d.input];
+                recurrence::backward(
+                    w,
+                    packed.map(|p| &p.dirs[layer * nd + dir]),
+                    d,
+                    &lc.input,
+                    &lay.active,
+                    dir == 1,
+                    &lc.dirs[dir],
+                    &d_outs[dir],
+                    dh,
+                    dc,
+                    &mut dx,
+                    sink,
+                    threads,
+                );
+                dx
+            };
             let mut dx = if nd == 2 {
                 let (w0, w1) = cells.split_at_mut(1);
                 let (dh0, dh1) = dhs.split_at_mut(bsz * ho);
                 let (dc0, dc1) = dcs.split_at_mut(dcs.len() / 2);
                 let per = (threads / 2).max(1);
                 let (mut a, b) = rayon::join(
-                    || run_dir(0, &mut w0[0], dh0, dc0, per),
-                    || run_dir(1, &mut w1[0], dh1, dc1, per),
+                    || run_dir(0, &mut w0[0], dh0, dc0, sink0.take(), per),
+                    || run_dir(1, &mut w1[0], dh1, dc1, sink1.take(), per),
                 );
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             } else {
-                run_dir(0, &mut cells[0], dhs, dcs, threads)
+                run_dir(0, &mut cells[0], dhs, dcs, sink0.take(), threads)
             };
             if let Some(m) = &lc.mask {
                 apply_mask(&mut dx, m);

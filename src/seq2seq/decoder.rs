@@ -14,15 +14,17 @@
 //! What depends on the attention kind lives in [`Attention`] ([`Attention::rnn_input`] before
 //! the recurrence, [`Attention::output_input`] after it, and their backward).
 
-use super::attention::{add_into, rows_tensor, zeroed, Attention, AttnWork, Memory, MemoryGrad};
-use super::config::{Seq2SeqConfig, PAD};
+use super::attention::{add_into, zeroed, Attention, AttnWork, Memory, MemoryGrad};
+use super::config::{Seq2SeqConfig, TokenId, PAD};
 use crate::error::{Error, Result};
 use crate::gemm::PackedB;
 use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
-use crate::nn::{Rnn, RnnCache, RnnConfig, RnnPacked, RnnScratch, RnnState, StepInput};
+use crate::nn::{
+    Rnn, RnnCache, RnnConfig, RnnDeferred, RnnPacked, RnnScratch, RnnState, StepInput,
+};
 use crate::tensor::Tensor;
 
 /// The decoder's running state, flat: rows B, layers L, hidden Hd.
@@ -153,7 +155,7 @@ pub struct StepOutput<'w> {
 /// What one training step keeps for its backward.
 #[derive(Clone, Debug)]
 pub struct StepCache {
-    prev: Vec<u32>,
+    prev: Vec<TokenId>,
     emb_mask: Option<Vec<f32>>,
     out_mask: Option<Vec<f32>>,
     work: StepWork,
@@ -212,7 +214,7 @@ impl Decoder {
     /// Builds the decoder of `cfg` (hidden Hd = D·H, keys K = D·H).
     pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
         let (hd, e) = (cfg.decoder_hidden(), cfg.emb_dim);
-        let mut embedding = Embedding::new(cfg.tgt_vocab, e, Some(PAD), rng)?;
+        let mut embedding = Embedding::new(cfg.tgt_vocab, e, Some(PAD as usize), rng)?;
         embedding.prefix_names("decoder.embedding.");
         let attention = Attention::new(cfg.attention, hd, cfg.attn_dim, rng)?;
         let mut rc = RnnConfig::lstm(attention.rnn_input_size(e, hd), hd)
@@ -316,7 +318,7 @@ impl Decoder {
     pub fn step_infer<'w>(
         &self,
         packed: &DecoderPacked,
-        prev: &[u32],
+        prev: &[TokenId],
         state: &mut DecoderState,
         mem: &Memory,
         work: &'w mut StepWork,
@@ -338,7 +340,7 @@ impl Decoder {
     pub fn step_train(
         &self,
         packed: &DecoderPacked,
-        prev: &[u32],
+        prev: &[TokenId],
         state: &DecoderState,
         mem: &Memory,
         rng: &mut Rng64,
@@ -369,7 +371,7 @@ impl Decoder {
     fn run_step(
         &self,
         packed: &DecoderPacked,
-        prev: &[u32],
+        prev: &[TokenId],
         state: &mut DecoderState,
         mem: &Memory,
         w: &mut StepWork,
@@ -443,25 +445,50 @@ impl Decoder {
         Ok((emb_mask, out_mask, rnn_cache))
     }
 
-    /// Backward of one step: ∂L/∂logits (B, V) and the gradient of the next state in; adds
-    /// into parameter and memory gradients; returns the gradient of the previous state.
-    /// `packed`: from [`Decoder::pack_for_training`] (same bits as without).
+    /// Backward of the output layer `logits = out(z)` of every step at once: `caches` in step
+    /// order and their ∂L/∂logits `dlogits` (T·B, V) in the same order. One GEMM over all steps
+    /// adds the weight gradient, one gives ∂L/∂z (T·B, Z) for [`Decoder::step_backward`] (its
+    /// rows are those of a per-step product: the GEMM is row-invariant).
+    pub fn output_backward(&mut self, caches: &[StepCache], dlogits: &[f32]) -> Result<Vec<f32>> {
+        let zw = self.out.in_features();
+        let rows: usize = caches.iter().map(|c| c.prev.len()).sum();
+        let mut z = Vec::with_capacity(rows * zw);
+        for c in caches {
+            z.extend_from_slice(&c.work.z);
+        }
+        let mut dz = vec![0.0f32; rows * zw];
+        self.out.backward_rows(&z, dlogits, rows, Some(&mut dz))?;
+        Ok(dz)
+    }
+
+    /// Backward of one step but its output layer ([`Decoder::output_backward`]): ∂L/∂z
+    /// (B, Z) and the gradient of the next state in; adds into parameter and memory gradients,
+    /// but sets the recurrence's weight-gradient products aside in `deferred` (one GEMM per
+    /// weight over all steps: [`Decoder::flush_deferred`] after the last step); returns the
+    /// gradient of the previous state. `packed`: from [`Decoder::pack_for_training`].
+    #[allow(clippy::too_many_arguments)]
     pub fn step_backward(
         &mut self,
         packed: &DecoderPacked,
         cache: &StepCache,
         mem: &Memory,
-        dlogits: &Tensor,
+        dz: &[f32],
         dnext: &StateGrad,
         dmem: &mut MemoryGrad,
+        deferred: &mut RnnDeferred,
     ) -> Result<StateGrad> {
         self.check_packed(packed, true)?;
         let (b, hd, e) = (cache.prev.len(), self.hidden, self.emb_dim);
         let w = &cache.work;
-        let mut dz = self
-            .out
-            .backward(&rows_tensor(w.z.clone(), b)?, dlogits)?
-            .into_vec();
+        if dz.len() != w.z.len() {
+            let want = format!("{} values (rows x output-layer inputs)", w.z.len());
+            return Err(Error::shape(
+                "Decoder.step_backward",
+                want,
+                dz.len().to_string(),
+            ));
+        }
+        let mut dz = dz.to_vec();
         if let Some(m) = &cache.out_mask {
             apply_mask(&mut dz, m);
         }
@@ -470,9 +497,10 @@ impl Decoder {
                 .output_backward(&w.att, mem, (hd, e), dz, &dnext.feed, dmem)?;
         let dy = Tensor::from_vec(&[1, b, hd], std::mem::take(&mut after.top))?;
         let p = Some(&packed.rnn);
-        let g =
-            self.rnn
-                .backward_with(p, &cache.rnn, Some(&dy), Some(&dnext.h), dnext.c.as_ref())?;
+        let upstream = (Some(&dy), Some(&dnext.h), dnext.c.as_ref());
+        let g = self
+            .rnn
+            .backward_deferred(p, &cache.rnn, upstream, deferred)?;
         let mut dprev = StateGrad {
             h: g.h0,
             c: g.c0,
@@ -499,6 +527,13 @@ impl Decoder {
         self.embedding
             .backward(&prev, &Tensor::from_vec(&[b, e], de)?)?;
         Ok(dprev)
+    }
+}
+
+impl Decoder {
+    /// Adds the recurrence's weight gradients set aside by [`Decoder::step_backward`].
+    pub fn flush_deferred(&mut self, deferred: &mut RnnDeferred) {
+        self.rnn.flush_deferred(deferred);
     }
 }
 

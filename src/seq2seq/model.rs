@@ -15,7 +15,7 @@ use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
 use crate::module::{mix_version, Module, Param, Rng64};
-use crate::nn::{RnnPacked, RnnState};
+use crate::nn::{RnnDeferred, RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
 /// The weights of a [`Seq2Seq`] packed for inference by [`Seq2Seq::pack`].
@@ -266,12 +266,24 @@ impl Seq2Seq {
         // Backward through the decoder, last step first.
         let mut dmem = MemoryGrad::zeros(&mem);
         let mut dstate = StateGrad::zeros(&state);
+        let dz = self.decoder.output_backward(&caches, &dlogits)?; // (T·B, Z), one GEMM
+        let zw = dz.len() / (t * b).max(1);
+        let mut deferred = RnnDeferred::default();
         for i in (0..t).rev() {
-            let dl = Tensor::from_vec(&[b, v], dlogits[i * b * v..][..b * v].to_vec())?;
-            dstate = self
-                .decoder
-                .step_backward(&packed, &caches[i], &mem, &dl, &dstate, &mut dmem)?;
+            let dz_i = &dz[i * b * zw..][..b * zw];
+            let cache = &caches[i];
+            dstate = self.decoder.step_backward(
+                &packed,
+                cache,
+                &mem,
+                dz_i,
+                &dstate,
+                &mut dmem,
+                &mut deferred,
+            )?;
         }
+        // The recurrence's weight gradients of all steps: one GEMM per weight.
+        self.decoder.flush_deferred(&mut deferred);
         self.decoder
             .attention
             .project_keys_backward(&mem.keys, b * s, &mut dmem)?;
