@@ -1,6 +1,7 @@
 //! Decoding with a trained model: [`Seq2Seq`] as a [`StepModel`] for greedy and beam search, and
 //! [`translate`], which pads a batch of token-id sequences, encodes them once and decodes them.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::attention::Memory;
@@ -11,7 +12,9 @@ use super::{Seq2Seq, TokenId, PAD};
 use crate::error::Result;
 
 /// What decoding carries per row (the source's attention memory and the decoder state) and the
-/// buffers every step reuses: after the first steps, a step and a gather allocate nothing.
+/// buffers every step reuses: after the first steps, a step and a gather allocate nothing. The
+/// buffers also outlive the state: dropped, it leaves them to the next state made on the same
+/// thread, so that decoding batch after batch does not allocate (and fault in) them again.
 #[derive(Clone, Debug)]
 pub struct DecodeState {
     /// Attention memory, one row per hypothesis.
@@ -25,16 +28,45 @@ pub struct DecodeState {
     work: StepWork,
 }
 
+thread_local! {
+    /// The buffers of the last [`DecodeState`] dropped on this thread.
+    static BUFFERS: RefCell<Option<(DecoderState, StepWork)>> = const { RefCell::new(None) };
+}
+
 impl DecodeState {
     /// The state of an encoded batch ([`Seq2Seq::encode`]) decoded with `packed`.
     pub fn new(memory: Memory, decoder: DecoderState, packed: Arc<DecoderPacked>) -> Self {
+        let (spare, work) = BUFFERS
+            .try_with(|b| b.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         DecodeState {
             memory,
             decoder,
             packed,
-            spare: DecoderState::default(),
-            work: StepWork::default(),
+            spare,
+            work,
         }
+    }
+}
+
+impl Drop for DecodeState {
+    fn drop(&mut self) {
+        let buffers = (
+            std::mem::take(&mut self.spare),
+            std::mem::take(&mut self.work),
+        );
+        // Keeps the larger set when two states were alive at once.
+        let _ = BUFFERS.try_with(|b| {
+            let mut b = b.borrow_mut();
+            let bigger = b
+                .as_ref()
+                .map_or(true, |(s, _)| s.h.capacity() <= buffers.0.h.capacity());
+            if bigger {
+                *b = Some(buffers);
+            }
+        });
     }
 }
 
