@@ -463,6 +463,7 @@ fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
 /// One inference step of one direction for all `d.batch` rows (the same bits as [`forward`] over
 /// one step): `x` `[B, I]` features or `[B]` tokens (with a table); `h` `[B, out]` and `c`
 /// `[B, H]` (LSTM, else empty) advance in place. Allocates nothing once `scratch` has grown.
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     w: &DirWeights,
     packed: &PackedDir,

@@ -419,6 +419,7 @@ impl Luong {
 ///                                        luong: feed' = tanh(W_combine cat(attend(s'_top), s'_top))
 /// ```
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per model
 pub enum Attention {
     /// No attention.
     None,

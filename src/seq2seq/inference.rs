@@ -62,7 +62,7 @@ impl Drop for DecodeState {
             let mut b = b.borrow_mut();
             let bigger = b
                 .as_ref()
-                .map_or(true, |(s, _)| s.h.capacity() <= buffers.0.h.capacity());
+                .is_none_or(|(s, _)| s.h.capacity() <= buffers.0.h.capacity());
             if bigger {
                 *b = Some(buffers);
             }
