@@ -336,7 +336,7 @@ fn w3_train(
 }
 
 /// Greedy decoding as the PyTorch loops write it: encode, then feed each step's argmax back
-/// into `Decoder::step` from `start` on, for at most `max_steps` steps; with `eos`, stops once
+/// into `Decoder::step_infer` from `start` on, for at most `max_steps` steps; with `eos`, stops once
 /// every row has emitted it (no log-softmax, no hypothesis bookkeeping). Returns the steps run.
 fn greedy_loop(
     model: &Seq2Seq,

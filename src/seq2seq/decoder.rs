@@ -1,5 +1,5 @@
 //! Decoder: one step serves teacher forcing, greedy decoding and beam search
-//! ([`Decoder::step_infer`] and [`Decoder::step_train`] run the same [`Decoder::run_step`]).
+//! ([`Decoder::step_infer`] and [`Decoder::step_train`] run the same private `run_step`).
 //!
 //! One step, previous token y (B) → logits (B, V); s = recurrent state (L, B, Hd), top = s[L-1]:
 //! ```text
