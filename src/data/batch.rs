@@ -283,33 +283,10 @@ mod tests {
         assert_eq!(batch.indices, vec![1, 0]);
         assert_eq!(batch.src_lengths, vec![3, 2]);
         assert_eq!((batch.src_len, batch.tgt_len, batch.size()), (3, 4, 2));
-        assert_eq!(batch.src, vec![8, 5, 9, 6, 10, i64::from(PAD)]);
-        assert_eq!(
-            batch.tgt_in,
-            vec![
-                i64::from(BOS),
-                i64::from(BOS),
-                11,
-                7,
-                12,
-                i64::from(PAD),
-                13,
-                i64::from(PAD)
-            ]
-        );
-        assert_eq!(
-            batch.tgt_out,
-            vec![
-                11,
-                7,
-                12,
-                i64::from(EOS),
-                13,
-                i64::from(PAD),
-                i64::from(EOS),
-                i64::from(PAD)
-            ]
-        );
+        let (pad, bos, eos) = (i64::from(PAD), i64::from(BOS), i64::from(EOS));
+        assert_eq!(batch.src, vec![8, 5, 9, 6, 10, pad]);
+        assert_eq!(batch.tgt_in, vec![bos, bos, 11, 7, 12, pad, 13, pad]);
+        assert_eq!(batch.tgt_out, vec![11, 7, 12, eos, 13, pad, eos, pad]);
         assert_eq!(batch.tgt_lengths, vec![4, 2]);
         assert_eq!((batch.tokens(), batch.target_tokens()), (8, 6));
     }
