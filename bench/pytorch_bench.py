@@ -40,9 +40,21 @@ when the g2p_en package is installed):
                      exactly like g2p_en.G2p.predict); b256: batches of 256 words (packed encoder), the
                      decoder loop of a batch stops when every word emitted EOS (or 20 steps).
                      words = 1000 per run.
+  w5-beam-b256/-b1   the shipped models/hi-translit (bi-LSTM encoder 128 x 2, LSTM decoder 256, Bahdanau
+                     attention 128, emb 64, vocab 30/67), beam search (beam 4, 1-best, sum of
+                     log-probs, no length penalty, at most ceil(3 x source chars) + 5 tokens, never more
+                     than 500) over the 4,442 distinct romanized words of the Dakshina Hindi test
+                     lexicon, batches of 256 words / one word at a time.  A batched, tensorised beam
+                     search as the tutorials' decoder extends to it: every source keeps `beam` slots
+                     (scores -inf for empty ones), top-k over beam x vocab candidates per source,
+                     candidates ending in EOS finish (the beam shrinks until the next step), sources
+                     leave the batch once done (no live slot, or no live score above the best
+                     finished one).  `--dump-w5 N` prints the first N words' outputs (to compare with
+                     `recur translate --model models/hi-translit --beam 4`).
 """
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -63,6 +75,8 @@ SCHEDULE = {
     "w3-infer-b1": ((10, 100), (5, 30)),
     "w4-g2p-b1": ((1, 5), (1, 3)),
     "w4-g2p-b256": ((2, 10), (1, 3)),
+    "w5-beam-b256": ((1, 5), (1, 3)),
+    "w5-beam-b1": ((1, 3), (0, 1)),
 }
 WORKLOADS = list(SCHEDULE)
 
@@ -404,6 +418,145 @@ def setup_w4(torch, batch):
     flops = g2p_flops(counts["enc"], counts["dec"])
     return fn, flops, "words_per_s", len(words), {"weights": weights, "dec_rows": counts["dec"]}
 
+W5_MODEL = os.path.join(HERE, "..", "models", "hi-translit")
+W5_WORDS = os.path.join(HERE, "..", "data", "dakshina_hi", "lexicons", "hi.translit.sampled.test.tsv")
+W5_BEAM, W5_MAX_LEN, W5_RATIO, W5_OFFSET = 4, 500, 3.0, 5
+
+
+def load_safetensors(torch, path):
+    """name -> float32 tensor (a safetensors file of F32 tensors, read without the package)."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        assert meta["dtype"] == "F32", name
+        a, b = meta["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(meta["shape"])
+    return out
+
+
+def w5_setup_model(torch):
+    """The hi-translit model in the reference Seq2Seq, its vocabularies and the test words."""
+    cfg = json.load(open(os.path.join(W5_MODEL, "config.json")))["model"]
+    Seq2Seq = build_seq2seq(torch)
+    m = Seq2Seq(cfg["cell"], cfg["src_vocab"], cfg["tgt_vocab"], cfg["emb_dim"], cfg["hidden_size"],
+                cfg["layers"], cfg["bidirectional"], cfg["attention"], cfg["attn_dim"])
+    m.load_state_dict(load_safetensors(torch, os.path.join(W5_MODEL, "model.safetensors")))
+    m.eval()
+    src_vocab = json.load(open(os.path.join(W5_MODEL, "src_vocab.json")))["tokens"]
+    tgt_vocab = json.load(open(os.path.join(W5_MODEL, "tgt_vocab.json")))["tokens"]
+    s2i = {t: i for i, t in enumerate(src_vocab)}
+    words, seen = [], set()
+    for line in open(W5_WORDS, encoding="utf-8"):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) > 1 and cols[1] not in seen:
+            seen.add(cols[1])
+            words.append(cols[1])
+    ids = [[s2i.get(c, UNK) for c in w.lower()] for w in words]
+    return m, ids, words, tgt_vocab
+
+
+def beam_search(torch, m, seqs, beam, counts):
+    """Batched beam search of the sources `seqs` (lists of ids); returns the best tokens of each."""
+    n = len(seqs)
+    lens = torch.tensor([len(s) for s in seqs])
+    S = int(lens.max())
+    src = torch.full((S, n), PAD, dtype=torch.long)
+    for j, s in enumerate(seqs):
+        src[:len(s), j] = torch.tensor(s)
+    keys, state = m.encoder(src, lens)                       # (S, n, K), (L, n, H) x2
+    counts["enc"] += int(lens.sum())
+    caps = [min(W5_MAX_LEN, math.ceil(W5_RATIO * len(s)) + W5_OFFSET) for s in seqs]
+    dec = m.decoder
+    V = dec.out.out_features
+    # Working set: `act` sources, each with `beam` slots (rows act*beam), slot-major per source.
+    act = torch.arange(n)
+    rep = lambda t, dim: t.repeat_interleave(beam, dim)
+    keys, state = rep(keys, 1), tuple(rep(x, 1) for x in state)
+    mask = torch.arange(S).unsqueeze(1) >= rep(lens, 0).unsqueeze(0)
+    score = torch.full((n, beam), float("-inf"))
+    score[:, 0] = 0.0
+    y = torch.full((n * beam,), BOS, dtype=torch.long)
+    hist = torch.zeros((n, beam, 0), dtype=torch.long)
+    best = [None] * n                                         # (log_prob, tokens)
+    t = 0
+    while len(act) > 0:
+        logits, state, _ = dec.step(y, state, keys, mask)
+        counts["dec"] += int(y.shape[0])
+        counts["pos"] += int(mask.logical_not().sum())
+        logp = torch.log_softmax(logits, -1).view(len(act), beam, V)
+        cand = (score.unsqueeze(-1) + logp).view(len(act), beam * V)
+        top, idx = cand.topk(beam, dim=-1)                    # (act, beam), best first
+        parent, tok = idx // V, idx % V
+        hist = torch.cat([hist.gather(1, parent.unsqueeze(-1).expand(-1, -1, hist.shape[2])),
+                          tok.unsqueeze(-1)], -1)
+        t += 1
+        new_score = top.clone()
+        keep = []
+        for i, s in enumerate(act.tolist()):
+            for k in range(beam):
+                lp = float(top[i, k])
+                if lp == float("-inf"):
+                    continue
+                tk = int(tok[i, k])
+                if tk == EOS or t >= caps[s]:
+                    toks = hist[i, k, :-1] if tk == EOS else hist[i, k]
+                    h = (lp, toks.tolist())
+                    if best[s] is None or (h[0], [-x for x in h[1]]) > (best[s][0], [-x for x in best[s][1]]):
+                        best[s] = h
+                    new_score[i, k] = float("-inf")
+            live = new_score[i]
+            done = bool(torch.isinf(live).all()) or (best[s] is not None and float(live.max()) <= best[s][0])
+            if not done:
+                keep.append(i)
+        keep = torch.tensor(keep, dtype=torch.long)
+        rows = (keep.unsqueeze(1) * beam + torch.arange(beam)).view(-1)
+        src_rows = (keep.unsqueeze(1) * beam + parent[keep]).view(-1)   # each slot's parent row
+        act, score, hist = act[keep], new_score[keep], hist[keep]
+        state = tuple(x[:, src_rows] for x in state)
+        keys, mask = keys[:, rows], mask[:, rows]
+        y = tok[keep].reshape(-1)
+    return [b[1] for b in best]
+
+
+def setup_w5(torch, batch):
+    m, ids, words, _ = w5_setup_model(torch)
+    counts = {"enc": 0, "dec": 0, "pos": 0}
+
+    def fn():
+        with torch.inference_mode():
+            for i in range(0, len(ids), batch):
+                beam_search(torch, m, ids[i:i + batch], W5_BEAM, counts)
+
+    fn()  # one counting run (also a warm-up)
+    flops = w5_flops(counts["enc"], counts["dec"], counts["pos"])
+    return fn, flops, "words_per_s", len(ids), {"weights": "models/hi-translit", "dec_rows": counts["dec"]}
+
+
+def w5_flops(enc_rows, dec_rows, pos):
+    """recur's bahdanau_decode_flops for hi-translit: E 64, H 128 x 2 directions, A 128, V 67."""
+    E, H, A, V = 64, 128, 128, 67
+    K = 2 * H
+    enc = 2 * enc_rows * 4 * H * (E + H) * 2
+    keys = 2 * enc_rows * K * A
+    per_row = 2 * K * A + 2 * V * (K + K + E) + 2 * 4 * K * (E + K + K)
+    return enc + keys + dec_rows * per_row + pos * (2 * A + 2 * K)
+
+
+def dump_w5(n):
+    import torch
+    torch.set_num_threads(1)
+    m, ids, words, tgt_vocab = w5_setup_model(torch)
+    with torch.inference_mode():
+        outs = beam_search(torch, m, ids[:n], W5_BEAM, {"enc": 0, "dec": 0, "pos": 0})
+    for w, o in zip(words[:n], outs):
+        print(w + "\t" + "".join(tgt_vocab[i] for i in o))
+
 
 def setup(torch, name):
     if name in ("w1-lstm", "w1-gru"):
@@ -420,6 +573,10 @@ def setup(torch, name):
         return setup_w4(torch, 1)
     if name == "w4-g2p-b256":
         return setup_w4(torch, 256)
+    if name == "w5-beam-b256":
+        return setup_w5(torch, 256)
+    if name == "w5-beam-b1":
+        return setup_w5(torch, 1)
     raise SystemExit(f"unknown workload {name}")
 
 
@@ -464,7 +621,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="few repetitions")
     ap.add_argument("--runs", type=int, default=0, help="override the number of timed runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--dump-w5", type=int, default=0, help="print w5's outputs of the first N words")
     args = ap.parse_args()
+    if args.dump_w5:
+        return dump_w5(args.dump_w5)
     if args.child:
         return child(args)
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]

@@ -14,9 +14,10 @@ use recur::error::Result;
 use recur::module::{seeded_rng, Module, Rng64};
 use recur::nn::{RnnConfig, RnnMode};
 use recur::optim::{Adam, AdamConfig, Optimizer};
-use recur::seq2seq::inference::translate_packed;
+use recur::seq2seq::decoder::StepWork;
+use recur::seq2seq::inference::{encode_sources, translate_packed, DecodeState};
 use recur::seq2seq::model::argmax;
-use recur::seq2seq::search::DecodeOptions;
+use recur::seq2seq::search::{decode, DecodeOptions, MaxLen, StepModel};
 use recur::seq2seq::{
     AttentionKind, Seq2Seq, Seq2SeqConfig, Seq2SeqPacked, TokenBatch, TrainOptions, BOS, UNK,
 };
@@ -70,6 +71,8 @@ pub const WORKLOADS: &[&str] = &[
     "w3-infer-b1",
     "w4-g2p-b1",
     "w4-g2p-b256",
+    "w5-beam-b256",
+    "w5-beam-b1",
 ];
 
 /// `(warm-up, timed runs)` of a workload, full or `--quick`: `SCHEDULE` of `pytorch_bench.py`.
@@ -82,6 +85,8 @@ pub fn schedule(name: &str, quick: bool) -> Option<(usize, usize)> {
         "w3-infer-b1" => ((10, 100), (5, 30)),
         "w4-g2p-b1" => ((1, 5), (1, 3)),
         "w4-g2p-b256" => ((2, 10), (1, 3)),
+        "w5-beam-b256" => ((1, 5), (1, 3)),
+        "w5-beam-b1" => ((1, 3), (0, 1)),
         _ => return None,
     };
     Some(if quick { fast } else { full })
@@ -288,7 +293,7 @@ pub fn w3_config() -> Seq2SeqConfig {
 /// `n` random real token ids (no PAD/BOS/EOS/UNK), as `random_tokens` of the script.
 fn random_tokens(n: usize, vocab: usize, rng: &mut Rng64) -> Vec<i64> {
     (0..n)
-        .map(|_| rng.gen_range(UNK + 1..vocab) as i64)
+        .map(|_| rng.gen_range(UNK as usize + 1..vocab) as i64)
         .collect()
 }
 
@@ -326,7 +331,7 @@ fn w3_train(
 }
 
 /// Greedy decoding as the PyTorch loops write it: encode, then feed each step's argmax back
-/// into `Decoder::step` from `start` on, for at most `max_steps` steps; with `eos`, stops once
+/// into `Decoder::step_infer` from `start` on, for at most `max_steps` steps; with `eos`, stops once
 /// every row has emitted it (no log-softmax, no hypothesis bookkeeping). Returns the steps run.
 fn greedy_loop(
     model: &Seq2Seq,
@@ -337,20 +342,18 @@ fn greedy_loop(
     max_steps: usize,
     eos: Option<usize>,
 ) -> Result<usize> {
-    let (mem, mut state) = model.encode_with(src, lengths, Some(packed))?;
+    let (mem, mut state) = model.encode_with(Some(packed), src, lengths)?;
     let packed = &packed.decoder;
     let (b, v) = (lengths.len(), model.config.tgt_vocab);
-    let mut y = vec![start as i64; b];
+    let mut y = vec![start as u32; b];
     let mut done = vec![false; b];
+    let mut work = StepWork::default();
     for step in 1..=max_steps {
-        let (logits, _, next, _) = model.decoder.step(&y, &state, &mem, None, Some(packed))?;
-        state = next;
-        for ((yi, row), d) in y
-            .iter_mut()
-            .zip(logits.data().chunks_exact(v))
-            .zip(&mut done)
-        {
-            *yi = argmax(row) as i64;
+        let out = model
+            .decoder
+            .step_infer(packed, &y, &mut state, &mem, &mut work)?;
+        for ((yi, row), d) in y.iter_mut().zip(out.logits.chunks_exact(v)).zip(&mut done) {
+            *yi = argmax(row) as u32;
             *d |= eos == Some(*yi as usize);
         }
         if eos.is_some() && done.iter().all(|&d| d) {
@@ -373,9 +376,9 @@ fn w3_infer(
     let model = Seq2Seq::new(cfg.clone(), &mut rng)?;
     let src = random_tokens(s * b, cfg.src_vocab, &mut rng);
     let lengths = vec![s; b];
-    let packed = model.pack(); // once, as a served model does
+    let packed = model.pack()?; // once, as a served model does
     let timing = time_runs(warmup, runs, || {
-        greedy_loop(&model, &packed, &src, &lengths, BOS, t, None).map(|_| ())
+        greedy_loop(&model, &packed, &src, &lengths, BOS as usize, t, None).map(|_| ())
     })?;
     Ok(Measured::tokens(
         timing,
@@ -473,11 +476,10 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
     } = setup;
     let opts = DecodeOptions {
         beam_size: 1,
-        max_len: G2P_MAX_STEPS,
-        max_len_ratio: None,
+        max_len: MaxLen::Fixed(G2P_MAX_STEPS),
         ..DecodeOptions::default()
     };
-    let packed = model.pack(); // once, as a served model does
+    let packed = model.pack()?; // once, as a served model does
     let decode_all = || -> Result<u64> {
         let mut dec_rows = 0u64;
         for chunk in words.chunks(batch) {
@@ -498,6 +500,135 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
         flops: g2p_flops(&model.config, enc_rows, dec_rows),
         dec_rows: Some(dec_rows),
         weights: Some(weights),
+    })
+}
+
+/// What w5 decodes: the shipped `hi-translit` (by name) and the 4,442 distinct romanized words of
+/// the Dakshina Hindi test lexicon (column 2 of `hi.translit.sampled.test.tsv`), in file order.
+pub struct TranslitSetup {
+    model: Seq2Seq,
+    words: Vec<Vec<i64>>,
+}
+
+impl TranslitSetup {
+    /// Loads the model and the words.
+    pub fn load() -> Result<Self> {
+        let t = recur::transducer::Transducer::load("hi-translit")?;
+        // Relative to the working directory: `bench/compare.sh` runs from the repository root.
+        let path = std::path::Path::new("data/dakshina_hi/lexicons/hi.translit.sampled.test.tsv");
+        let text = std::fs::read_to_string(&path).map_err(|e| recur::Error::io(&path, e))?;
+        let mut seen = std::collections::HashSet::new();
+        let words = text
+            .lines()
+            .filter_map(|l| l.split('\t').nth(1))
+            .filter(|w| seen.insert(*w))
+            .map(|w| t.encode_source(w))
+            .collect();
+        Ok(TranslitSetup {
+            model: t.model,
+            words,
+        })
+    }
+}
+
+/// The decoding options of w5, as `recur translate --beam 4` runs them: beam 4, 1-best, at most
+/// `ceil(3 × source tokens) + 5` tokens (never more than 500), no length penalty.
+pub fn w5_options() -> DecodeOptions {
+    DecodeOptions {
+        beam_size: 4,
+        nbest: 1,
+        max_len: MaxLen::DEFAULT,
+        ..DecodeOptions::default()
+    }
+}
+
+/// A [`StepModel`] that counts the decoder rows and attended source positions it computes.
+struct RowCounter<'a> {
+    model: &'a Seq2Seq,
+    rows: std::cell::Cell<u64>,
+    positions: std::cell::Cell<u64>,
+}
+
+impl StepModel for RowCounter<'_> {
+    type State = DecodeState;
+
+    fn step(
+        &self,
+        state: &mut DecodeState,
+        prev: &[u32],
+        logp: &mut Vec<f32>,
+        attn: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.rows.set(self.rows.get() + prev.len() as u64);
+        let pos: usize = state.memory.lengths.iter().sum();
+        self.positions.set(self.positions.get() + pos as u64);
+        self.model.step(state, prev, logp, attn)
+    }
+
+    fn select(&self, state: &mut DecodeState, keep: &[usize]) -> Result<()> {
+        self.model.select(state, keep)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+}
+
+/// FLOPs of attention decoding (`bench/FLOPS.md`'s Bahdanau model) from what was computed:
+/// encoder rows (source tokens), decoder rows, and source positions attended over all rows.
+pub fn bahdanau_decode_flops(cfg: &Seq2SeqConfig, enc_rows: u64, dec_rows: u64, pos: u64) -> f64 {
+    let mut enc = RnnConfig::lstm(cfg.emb_dim, cfg.hidden_size)
+        .num_layers(cfg.layers)
+        .bidirectional(cfg.bidirectional);
+    enc.mode = cfg.cell;
+    let (k, e) = (cfg.decoder_hidden(), cfg.emb_dim);
+    let mut dec = RnnConfig::lstm(e + k, k).num_layers(cfg.layers);
+    dec.mode = cfg.cell;
+    let (a, v, kf, ef) = (
+        cfg.attn_dim as f64,
+        cfg.tgt_vocab as f64,
+        k as f64,
+        e as f64,
+    );
+    let keys = 2.0 * enc_rows as f64 * kf * a;
+    let per_row = 2.0 * kf * a + 2.0 * v * (kf + kf + ef);
+    let per_pos = 2.0 * a + 2.0 * kf;
+    rnn_forward_flops(&enc, 1, enc_rows as usize)
+        + keys
+        + dec_rows as f64 * per_row
+        + pos as f64 * per_pos
+        + rnn_forward_flops(&dec, 1, dec_rows as usize)
+}
+
+/// W5: beam search (beam 4) over the Dakshina test words with the shipped hi-translit model, in
+/// batches of `batch` words, as `recur translate --beam 4` decodes them (weights packed once).
+fn w5(setup: &TranslitSetup, batch: usize, warmup: usize, runs: usize) -> Result<Measured> {
+    let TranslitSetup { model, words } = setup;
+    let opts = w5_options();
+    let packed = model.pack()?;
+    let counter = RowCounter {
+        model,
+        rows: Default::default(),
+        positions: Default::default(),
+    };
+    let decode_all = || -> Result<()> {
+        for chunk in words.chunks(batch) {
+            let (mut state, lengths) = encode_sources(model, &packed, chunk)?;
+            decode(&counter, &mut state, &lengths, &opts)?;
+        }
+        Ok(())
+    };
+    decode_all()?; // counts the rows once
+    let (dec_rows, pos) = (counter.rows.get(), counter.positions.get());
+    let enc_rows = words.iter().map(Vec::len).sum::<usize>() as u64;
+    let timing = time_runs(warmup, runs, decode_all)?;
+    Ok(Measured {
+        timing,
+        units: words.len() as f64,
+        words: true,
+        flops: bahdanau_decode_flops(&model.config, enc_rows, dec_rows, pos),
+        dec_rows: Some(dec_rows),
+        weights: Some("models/hi-translit"),
     })
 }
 
@@ -524,6 +655,8 @@ pub fn run(name: &str, runs: Option<usize>, quick: bool) -> Result<BenchResult> 
         "w3-infer-b1" => w3_infer(&w3_config(), 1, w3, warmup, runs)?,
         "w4-g2p-b1" => w4(&G2pSetup::load()?, 1, warmup, runs)?,
         "w4-g2p-b256" => w4(&G2pSetup::load()?, 256, warmup, runs)?,
+        "w5-beam-b256" => w5(&TranslitSetup::load()?, 256, warmup, runs)?,
+        "w5-beam-b1" => w5(&TranslitSetup::load()?, 1, warmup, runs)?,
         _ => unreachable!("every scheduled workload is dispatched"),
     };
     let secs = m.timing.median_ms / 1e3;
@@ -659,21 +792,23 @@ mod tests {
     fn greedy_loop_stops_only_on_eos() {
         let model = Seq2Seq::new(tiny_w3(), &mut seeded_rng(3)).unwrap();
         let (src, len) = pad_time_major(&[vec![4, 5, 6], vec![7, 8]]);
-        let packed = model.pack();
+        let packed = model.pack().unwrap();
         assert_eq!(
-            greedy_loop(&model, &packed, &src, &len, BOS, 7, None).unwrap(),
+            greedy_loop(&model, &packed, &src, &len, BOS as usize, 7, None).unwrap(),
             7
         );
         // Every token id is some step's EOS candidate: pick the first step's argmax of row 0
         // and row 1 equal → stop at 1 when both rows emit it.
-        let (mem, state) = model.encode(&src, &len).unwrap();
-        let (l, _, _, _) = model
+        let (mem, mut state) = model.encode(&src, &len).unwrap();
+        let mut work = recur::seq2seq::decoder::StepWork::default();
+        let l = model
             .decoder
-            .step(&[BOS as i64; 2], &state, &mem, None, None)
-            .unwrap();
+            .step_infer(&packed.decoder, &[BOS; 2], &mut state, &mem, &mut work)
+            .unwrap()
+            .logits;
         let v = model.config.tgt_vocab;
-        let (a0, a1) = (argmax(&l.data()[..v]), argmax(&l.data()[v..]));
-        let steps = greedy_loop(&model, &packed, &src, &len, BOS, 7, Some(a0)).unwrap();
+        let (a0, a1) = (argmax(&l[..v]), argmax(&l[v..]));
+        let steps = greedy_loop(&model, &packed, &src, &len, BOS as usize, 7, Some(a0)).unwrap();
         if a0 == a1 {
             assert_eq!(steps, 1);
         } else {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use recur::seq2seq::search::DecodeOptions;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::session::RunEnd;
 use recur::transducer::{DecodeConfig, Transducer};
 
@@ -74,10 +74,7 @@ impl Decode {
             beam_size: beam,
             nbest: self.nbest,
             length_penalty: self.alpha,
-            max_len: max_len.unwrap_or(500),
-            // An explicit cap: a ratio that never binds (unset means the per-source rule).
-            max_len_ratio: if max_len.is_some() { Some(1e6) } else { None },
-            max_len_offset: 0,
+            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
             min_len: self.min_len,
             return_attention: attention,
         })

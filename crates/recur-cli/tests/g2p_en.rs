@@ -105,8 +105,7 @@ fn import_sets_eos_greedy_and_20_steps() {
     let words: Vec<&str> = exp.iter().map(|(w, _)| w.as_str()).collect();
     let opts = recur::seq2seq::search::DecodeOptions {
         beam_size: 1,
-        max_len: 20,
-        max_len_ratio: Some(1e6),
+        max_len: recur::seq2seq::search::MaxLen::Fixed(20),
         ..Default::default()
     };
     let outs = t.translate(&words, &opts).unwrap();

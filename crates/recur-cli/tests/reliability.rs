@@ -209,7 +209,7 @@ fn signal(pid: u32, sig: &str) {
 #[test]
 fn one_writer_per_run_and_sigint_saves_an_exact_checkpoint() {
     let s = Scratch::new("sig", "epochs = 40\neval_every = 1000\n");
-    let mut child = recur()
+    let child = recur()
         .args(["train", "--quiet", "--config"])
         .arg(s.p("run.toml"))
         .arg("--out")

@@ -276,6 +276,7 @@ pub fn set_params(
     for p in model.params_mut() {
         if let Some(t) = stored.remove(&p.name) {
             p.value = t;
+            p.touch();
         }
     }
     Ok(())

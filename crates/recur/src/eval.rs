@@ -12,7 +12,7 @@ use crate::data::metrics::score;
 use crate::data::{EvalReport, Pair, Vocab};
 use crate::error::{Error, Result};
 use crate::seq2seq::inference::translate;
-use crate::seq2seq::search::DecodeOptions;
+use crate::seq2seq::search::{DecodeOptions, MaxLen};
 use crate::seq2seq::Seq2Seq;
 use crate::transducer::DataConfig;
 
@@ -101,9 +101,11 @@ pub fn exact_match(model: &Seq2Seq, examples: &[EvalExample], max_len_ratio: f32
     }
     let opts = DecodeOptions {
         beam_size: 1,
-        max_len: 500,
-        max_len_ratio: Some(max_len_ratio),
-        max_len_offset: 5,
+        max_len: MaxLen::PerSource {
+            ratio: max_len_ratio,
+            offset: 5,
+            limit: 500,
+        },
         ..DecodeOptions::default()
     };
     Ok(evaluate(model, examples, &opts, 1)?.accuracy)
@@ -140,7 +142,7 @@ mod tests {
         let (x, y) = (tgt.id("x").unwrap(), tgt.id("y").unwrap());
         assert_eq!(ex[0].refs, vec![vec![x, y], vec![x, OUT_OF_VOCABULARY]]);
         let (a, b) = (src.id("a").unwrap(), src.id("b").unwrap());
-        assert_eq!(ex[0].src, vec![a, b, crate::data::EOS]);
-        assert_eq!(ex[1].src, vec![b, crate::data::EOS]);
+        assert_eq!(ex[0].src, vec![a, b, i64::from(crate::data::EOS)]);
+        assert_eq!(ex[1].src, vec![b, i64::from(crate::data::EOS)]);
     }
 }

@@ -3,6 +3,8 @@
 //! A [`Param`] owns its value and its gradient and carries its PyTorch `state_dict` name, so
 //! optimizers, checkpoints and golden tests all address parameters the way PyTorch does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand::Rng;
 
 use crate::tensor::Tensor;
@@ -25,7 +27,13 @@ pub struct Param {
     pub value: Tensor,
     /// The accumulated gradient.
     pub grad: Tensor,
+    /// Which values `value` holds: unique to this parameter's current values (see
+    /// [`Param::touch`]); packed weights record it to detect that they are stale.
+    version: u64,
 }
+
+/// Source of [`Param`] versions: every new value gets a number never used before.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
 impl Param {
     /// A parameter with a zero gradient.
@@ -35,7 +43,19 @@ impl Param {
             name: name.into(),
             value,
             grad,
+            version: NEXT_VERSION.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The version of the current values: changes at every [`Param::touch`].
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Records that `value` changed (optimizer steps and loads call it; so must any other code
+    /// that writes `value`), so that weights packed from the old values are detected as stale.
+    pub fn touch(&mut self) {
+        self.version = NEXT_VERSION.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A parameter drawn from U(-bound, bound), PyTorch's default for linear and recurrent layers.
@@ -46,6 +66,14 @@ impl Param {
         }
         Param::new(name, value)
     }
+}
+
+/// Folds `p`'s version into `stamp`: a fingerprint of the versions of a set of parameters
+/// (start from 0), which changes when any of them is updated. Packed weights keep one.
+pub fn mix_version(stamp: u64, p: &Param) -> u64 {
+    (stamp ^ p.version)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29)
 }
 
 /// A layer or model that owns parameters.
@@ -97,6 +125,7 @@ pub fn load_params<M: Module + ?Sized>(
             ));
         }
         p.value = t;
+        p.touch();
     }
     Ok(())
 }

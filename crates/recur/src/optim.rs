@@ -182,6 +182,7 @@ impl Optimizer for Sgd {
         let c = &self.cfg;
         let mut d = Vec::new();
         for p in params.iter_mut() {
+            p.touch();
             // d = grad + wd * param
             d.clear();
             d.extend_from_slice(p.grad.data());
@@ -337,6 +338,7 @@ impl AdamCore {
                     exp_avg_sq: Tensor::zeros(p.value.shape()),
                 });
             s.step += 1;
+            p.touch();
             if self.decoupled {
                 let decay = 1.0 - lr * weight_decay;
                 for w in p.value.data_mut() {

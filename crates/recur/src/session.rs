@@ -248,7 +248,10 @@ impl Session {
         let dev = crate::eval::examples(&dev_pairs, &cfg.data, (&src_vocab, &tgt_vocab));
         if cfg.data.src_eos {
             // As `DataConfig::encode_source` does for evaluation and translation.
-            encoded.examples.iter_mut().for_each(|e| e.src.push(EOS));
+            encoded
+                .examples
+                .iter_mut()
+                .for_each(|e| e.src.push(i64::from(EOS)));
         }
         let mut sized = cfg.model.clone();
         (sized.src_vocab, sized.tgt_vocab) = (src_vocab.len(), tgt_vocab.len());

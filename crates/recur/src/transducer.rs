@@ -119,7 +119,7 @@ impl DataConfig {
     pub fn encode_source(&self, vocab: &Vocab, text: &str) -> Vec<i64> {
         let mut ids = vocab.encode(&self.src_tokens.tokenize(&self.preprocess_source(text)));
         if self.src_eos {
-            ids.push(crate::data::EOS);
+            ids.push(i64::from(crate::data::EOS));
         }
         ids
     }
@@ -206,8 +206,8 @@ fn set_key(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), 
 pub struct DecodeConfig {
     /// Beam size (1 = greedy); unset: 5.
     pub beam: Option<usize>,
-    /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5 (see
-    /// [`max_output_len`]).
+    /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5, at most 500 (see
+    /// [`crate::seq2seq::search::MaxLen::DEFAULT`]).
     pub max_len: Option<usize>,
 }
 
@@ -240,28 +240,8 @@ pub struct Transducer {
     pub config: RunConfig,
 }
 
-/// Output-length rule: at most `ratio × source tokens + 5` tokens (and never more than 500).
-pub fn max_output_len(src_tokens: usize, ratio: f32) -> usize {
-    ((ratio * src_tokens as f32).ceil() as usize + MAX_LEN_OFFSET).min(MAX_LEN_LIMIT)
-}
-
-/// `opts`, with the per-source rule of [`max_output_len`] (ratio 3) when it sets no ratio.
-fn with_length_rule(opts: &DecodeOptions) -> DecodeOptions {
-    let mut opts = opts.clone();
-    if opts.max_len_ratio.is_none() {
-        (opts.max_len_ratio, opts.max_len_offset) = (Some(3.0), MAX_LEN_OFFSET);
-        opts.max_len = opts.max_len.min(MAX_LEN_LIMIT);
-    }
-    opts
-}
-
 /// Inputs decoded together by [`Transducer::translate`].
 pub const DECODE_CHUNK: usize = 256;
-
-/// The `+ 5` of [`max_output_len`].
-const MAX_LEN_OFFSET: usize = 5;
-/// The absolute limit of [`max_output_len`].
-const MAX_LEN_LIMIT: usize = 500;
 
 impl Transducer {
     /// A fresh, untrained model for `config` and the vocabularies (initialised from the seed).
@@ -366,15 +346,12 @@ impl Transducer {
             .detokenize(&self.tgt_vocab.decode(&ids))
     }
 
-    /// Decodes every input (all at once, batched); per input, its outputs best first. When
-    /// `opts.max_len_ratio` is unset, each source gets the length rule of [`max_output_len`]
-    /// with ratio 3 (within `opts.max_len`).
+    /// Decodes every input; per input, its outputs best first.
     ///
     /// Memory stays bounded: inputs are decoded [`DECODE_CHUNK`] at a time (results do not
     /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
     /// naming it, and a beam that would not fit in memory is refused with the estimate.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        let opts = with_length_rule(opts);
         opts.validate()?;
         if let Some((i, s)) = inputs
             .iter()
@@ -400,7 +377,7 @@ impl Transducer {
                 opts.beam_size
             );
             limits::check_memory("translate", &what, bytes)?;
-            for hs in translate(&self.model, &srcs, &opts)? {
+            for hs in translate(&self.model, &srcs, opts)? {
                 outputs.push(hs.into_iter().map(|h| self.output(h)).collect());
             }
         }
@@ -408,12 +385,12 @@ impl Transducer {
     }
 
     /// Scores the model on `(source, reference)` pairs with [`crate::eval::evaluate`]: sources
-    /// grouped after preprocessing, decoded with `opts` (and the length rule of
-    /// [`Self::translate`]), the first `k` hypotheses of each scored.
+    /// grouped after preprocessing, decoded with `opts`, the first `k` hypotheses of each
+    /// scored.
     pub fn evaluate(&self, pairs: &[Pair], opts: &DecodeOptions, k: usize) -> Result<EvalReport> {
         let vocabs = (&self.src_vocab, &self.tgt_vocab);
         let examples = crate::eval::examples(pairs, &self.config.data, vocabs);
-        crate::eval::evaluate(&self.model, &examples, &with_length_rule(opts), k)
+        crate::eval::evaluate(&self.model, &examples, opts, k)
     }
 
     fn output(&self, h: Hypothesis) -> Output {
@@ -436,10 +413,13 @@ impl Transducer {
             .filter(|(w, _)| *w)
             .map(|(_, s)| s.as_str())
             .collect();
-        let mut outs = self
-            .translate(&words, opts)?
-            .into_iter()
-            .map(|mut o| o.swap_remove(0).text);
+        // Words decode in batches of a bounded size (the same results: decoding does not depend
+        // on batch composition), which keeps every buffer small enough to be reused.
+        let mut outs = Vec::with_capacity(words.len());
+        for chunk in words.chunks(SENTENCE_WORDS_PER_BATCH) {
+            outs.extend(self.translate(chunk, opts)?);
+        }
+        let mut outs = outs.into_iter().map(|mut o| o.swap_remove(0).text);
         Ok(split
             .iter()
             .map(|parts| {
@@ -457,6 +437,9 @@ impl Transducer {
             .collect())
     }
 }
+
+/// Words decoded together by [`Transducer::translate_sentences`].
+const SENTENCE_WORDS_PER_BATCH: usize = 256;
 
 /// Splits a line into maximal runs of alphanumeric characters (words) and of everything else.
 pub fn split_words(line: &str) -> Vec<(bool, String)> {
@@ -499,26 +482,5 @@ mod tests {
         assert_eq!(words, ["main", "ghar", "ja", "raha", "hoon"]);
         let joined: String = parts.iter().map(|p| p.1.as_str()).collect();
         assert_eq!(joined, "main  ghar, ja raha hoon!");
-    }
-
-    #[test]
-    fn output_length_rule() {
-        assert_eq!(max_output_len(10, 3.0), 35);
-        assert_eq!(max_output_len(0, 3.0), 5);
-        assert_eq!(max_output_len(10_000, 3.0), 500);
-    }
-
-    #[test]
-    fn translate_applies_the_length_rule_per_source() {
-        // The options `translate` builds when none are given.
-        let opts = DecodeOptions {
-            max_len_ratio: Some(3.0),
-            max_len_offset: MAX_LEN_OFFSET,
-            max_len: MAX_LEN_LIMIT,
-            ..DecodeOptions::default()
-        };
-        for n in [1, 2, 7, 40, 200, 10_000] {
-            assert_eq!(opts.cap(n), max_output_len(n, 3.0), "source of {n} tokens");
-        }
     }
 }

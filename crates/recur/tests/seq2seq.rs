@@ -7,7 +7,7 @@ use recur::eval::{exact_match, examples};
 use recur::nn::RnnMode;
 use recur::seeded_rng;
 use recur::seq2seq::inference::{translate, translate_packed};
-use recur::seq2seq::search::DecodeOptions;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 use recur::train::{pairs_from_strings, TrainConfig, Trainer};
 use recur::transducer::DataConfig;
@@ -50,11 +50,11 @@ const ALL: [AttentionKind; 4] = [
 fn weights_packed_once_decode_exactly_as_packed_per_call() {
     for att in ALL {
         let m = model(att, RnnMode::Gru);
-        let packed = m.pack();
+        let packed = m.pack().unwrap();
         for beam_size in [1, 3] {
             let opts = DecodeOptions {
                 beam_size,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..DecodeOptions::default()
             };
             // The same pack serves several calls with different batches.
@@ -75,7 +75,7 @@ fn beam_of_one_is_exactly_greedy() {
             &sources(),
             &DecodeOptions {
                 beam_size: 1,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..Default::default()
             },
         )
@@ -84,17 +84,17 @@ fn beam_of_one_is_exactly_greedy() {
             &m,
             &mut {
                 let (memory, decoder) = encode_padded(&m, &sources());
-                recur::seq2seq::inference::DecodeState {
+                recur::seq2seq::inference::DecodeState::new(
                     memory,
                     decoder,
-                    packed: std::sync::Arc::new(m.decoder.pack()),
-                }
+                    std::sync::Arc::new(m.decoder.pack().unwrap()),
+                )
             },
             &sources().iter().map(|s| s.len()).collect::<Vec<_>>(),
             &DecodeOptions {
                 beam_size: 1,
                 nbest: 1,
-                max_len: 12,
+                max_len: MaxLen::Fixed(12),
                 ..Default::default()
             },
         )
@@ -130,7 +130,7 @@ fn results_do_not_depend_on_how_sources_are_batched() {
             let opts = DecodeOptions {
                 beam_size: 3,
                 nbest: 2,
-                max_len: 10,
+                max_len: MaxLen::Fixed(10),
                 return_attention: true,
                 ..Default::default()
             };
@@ -157,7 +157,7 @@ fn empty_source_truncation_and_attention_shapes() {
         &sources(),
         &DecodeOptions {
             beam_size: 2,
-            max_len: 3,
+            max_len: MaxLen::Fixed(3),
             return_attention: true,
             ..Default::default()
         },
@@ -318,22 +318,32 @@ fn packed_encode_and_steps_equal_unpacked() {
     for att in ALL {
         for cell in [RnnMode::Lstm, RnnMode::Gru, RnnMode::RnnTanh] {
             let m = model(att, cell);
-            let packed = m.pack();
+            let packed = m.pack().unwrap();
+            let train_packed = m.decoder.pack_for_training();
             let (mem, mut plain) = m.encode(&src, &lengths).unwrap();
-            let (mem_p, mut fast) = m.encode_with(&src, &lengths, Some(&packed)).unwrap();
+            let (mem_p, mut fast) = m.encode_with(Some(&packed), &src, &lengths).unwrap();
             assert_eq!(mem.keys, mem_p.keys, "{att:?} {cell:?}");
-            assert_eq!(plain.rnn, fast.rnn, "{att:?} {cell:?}");
-            let mut prev = vec![1i64; b];
+            assert_eq!((&plain.h, &plain.c), (&fast.h, &fast.c), "{att:?} {cell:?}");
+            let mut work = recur::seq2seq::decoder::StepWork::default();
+            let mut rng = seeded_rng(0);
+            let mut prev = vec![1u32; b];
             for step in 0..4 {
-                let (l, w, next, _) = m.decoder.step(&prev, &plain, &mem, None, None).unwrap();
-                let (lp, wp, next_p, _) = m
+                // The training step (no dropout here) runs the unpacked recurrence.
+                let t = m
                     .decoder
-                    .step(&prev, &fast, &mem_p, None, Some(&packed.decoder))
+                    .step_train(&train_packed, &prev, &plain, &mem, &mut rng)
                     .unwrap();
-                assert_eq!((&l, &w), (&lp, &wp), "{att:?} {cell:?} step {step}");
-                assert_eq!((&next.rnn, &next.feed), (&next_p.rnn, &next_p.feed));
-                (plain, fast) = (next, next_p);
-                prev = (0..b).map(|r| ((r + step) % 9) as i64).collect();
+                let out = m
+                    .decoder
+                    .step_infer(&packed.decoder, &prev, &mut fast, &mem_p, &mut work)
+                    .unwrap();
+                assert_eq!(t.logits, out.logits, "{att:?} {cell:?} step {step}");
+                plain = t.next;
+                assert_eq!(
+                    (&plain.h, &plain.c, &plain.feed),
+                    (&fast.h, &fast.c, &fast.feed)
+                );
+                prev = (0..b).map(|r| ((r + step) % 9) as u32).collect();
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use recur::fixture::Tolerance;
-use recur::seq2seq::search::DecodeOptions;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::transducer::Transducer;
 
 fn model_dirs() -> Vec<PathBuf> {
@@ -52,6 +52,11 @@ fn pytorch_trained_models_decode_as_in_pytorch() {
     assert_eq!(dirs.len(), 3, "{dirs:?}");
     let greedy = DecodeOptions {
         beam_size: 1,
+        max_len: MaxLen::PerSource {
+            ratio: 3.0,
+            offset: 5,
+            limit: 100,
+        },
         ..DecodeOptions::default()
     };
     for dir in dirs {

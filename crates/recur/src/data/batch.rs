@@ -151,19 +151,19 @@ impl Batch {
         let bsz = ex.len();
         let s = ex.iter().map(|e| e.src.len()).max().unwrap_or(0);
         let t = ex.iter().map(|e| e.tgt.len() + 1).max().unwrap_or(0);
-        let mut src = vec![PAD; s * bsz];
-        let mut tgt_in = vec![PAD; t * bsz];
-        let mut tgt_out = vec![PAD; t * bsz];
+        let mut src = vec![i64::from(PAD); s * bsz];
+        let mut tgt_in = vec![i64::from(PAD); t * bsz];
+        let mut tgt_out = vec![i64::from(PAD); t * bsz];
         for (b, e) in ex.iter().enumerate() {
             for (i, &id) in e.src.iter().enumerate() {
                 src[i * bsz + b] = id;
             }
-            tgt_in[b] = BOS;
+            tgt_in[b] = i64::from(BOS);
             for (i, &id) in e.tgt.iter().enumerate() {
                 tgt_in[(i + 1) * bsz + b] = id;
                 tgt_out[i * bsz + b] = id;
             }
-            tgt_out[e.tgt.len() * bsz + b] = EOS;
+            tgt_out[e.tgt.len() * bsz + b] = i64::from(EOS);
         }
         Batch {
             src,
@@ -283,9 +283,10 @@ mod tests {
         assert_eq!(batch.indices, vec![1, 0]);
         assert_eq!(batch.src_lengths, vec![3, 2]);
         assert_eq!((batch.src_len, batch.tgt_len, batch.size()), (3, 4, 2));
-        assert_eq!(batch.src, vec![8, 5, 9, 6, 10, PAD]);
-        assert_eq!(batch.tgt_in, vec![BOS, BOS, 11, 7, 12, PAD, 13, PAD]);
-        assert_eq!(batch.tgt_out, vec![11, 7, 12, EOS, 13, PAD, EOS, PAD]);
+        let (pad, bos, eos) = (i64::from(PAD), i64::from(BOS), i64::from(EOS));
+        assert_eq!(batch.src, vec![8, 5, 9, 6, 10, pad]);
+        assert_eq!(batch.tgt_in, vec![bos, bos, 11, 7, 12, pad, 13, pad]);
+        assert_eq!(batch.tgt_out, vec![11, 7, 12, eos, 13, pad, eos, pad]);
         assert_eq!(batch.tgt_lengths, vec![4, 2]);
         assert_eq!((batch.tokens(), batch.target_tokens()), (8, 6));
     }
@@ -384,7 +385,7 @@ mod tests {
         assert_eq!(enc.examples.len(), 2);
         assert_eq!(enc.examples[1].index, 3);
         assert_eq!(enc.examples[1].src, vec![5, 4]);
-        assert_eq!(enc.examples[1].tgt, vec![5, crate::data::UNK]);
+        assert_eq!(enc.examples[1].tgt, vec![5, i64::from(crate::data::UNK)]);
         let empty = encode_pairs(
             &[pair("  ", "N")],
             (Tokenizer::Symbols, Tokenizer::Symbols),

@@ -16,7 +16,7 @@ pub use batch::{encode_pairs, make_batches, Batch, BatchOptions, EncodeOptions, 
 pub use metrics::{evaluate, levenshtein, EvalReport, References};
 pub use token::Tokenizer;
 pub use tsv::{hold_out_sources, read_parallel_tsv, Pair, SkippedLine, TsvOptions, TsvReport};
-pub use vocab::{Vocab, VocabBuilder, BOS, EOS, PAD, UNK};
+pub use vocab::{TokenId, Vocab, VocabBuilder, BOS, EOS, PAD, UNK};
 
 #[cfg(test)]
 mod tests {

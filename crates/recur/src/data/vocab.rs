@@ -1,7 +1,8 @@
 //! Token vocabularies with fixed special ids.
 //!
-//! Ids are `i64` because they go straight into the model's index tensors. The specials are
-//! always [`PAD`]=0, [`BOS`]=1, [`EOS`]=2, [`UNK`]=3, spelled `<pad>`, `<s>`, `</s>`, `<unk>`.
+//! A token id is a [`TokenId`]; the vocabulary hands out ids as `i64` because they go straight
+//! into the model's index tensors. The specials, defined here and nowhere else, are always
+//! [`PAD`]=0, [`BOS`]=1, [`EOS`]=2, [`UNK`]=3, spelled `<pad>`, `<s>`, `</s>`, `<unk>`.
 //! Ordinary tokens follow in **descending frequency, ties in lexicographic (byte) order**: the
 //! order is a pure function of the counts, so the same data always gives the same ids whatever
 //! the hash-map iteration order, and frequent tokens get small ids. A data token spelled like a
@@ -15,14 +16,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// A token id: what decoding reads and writes (the decoder's previous tokens, hypotheses).
+pub type TokenId = u32;
+
 /// Padding id: fills short sequences; ignored by the loss.
-pub const PAD: i64 = 0;
+pub const PAD: TokenId = 0;
 /// Beginning-of-sequence id: first decoder input.
-pub const BOS: i64 = 1;
+pub const BOS: TokenId = 1;
 /// End-of-sequence id: last decoder target; decoding stops there.
-pub const EOS: i64 = 2;
+pub const EOS: TokenId = 2;
 /// Unknown-token id: any token not in the vocabulary.
-pub const UNK: i64 = 3;
+pub const UNK: TokenId = 3;
 /// The spellings of the specials, indexed by their ids.
 pub const SPECIALS: [&str; 4] = ["<pad>", "<s>", "</s>", "<unk>"];
 
@@ -142,7 +146,7 @@ impl Vocab {
     pub fn encode<S: AsRef<str>>(&self, tokens: &[S]) -> Vec<i64> {
         tokens
             .iter()
-            .map(|t| self.id(t.as_ref()).unwrap_or(UNK))
+            .map(|t| self.id(t.as_ref()).unwrap_or(i64::from(UNK)))
             .collect()
     }
 
@@ -150,8 +154,8 @@ impl Vocab {
     /// spells [`UNK`] and out-of-range ids as `<unk>` (model output is untrusted input here).
     pub fn decode(&self, ids: &[i64]) -> Vec<&str> {
         ids.iter()
-            .take_while(|&&id| id != EOS)
-            .filter(|&&id| id != PAD && id != BOS)
+            .take_while(|&&id| id != i64::from(EOS))
+            .filter(|&&id| id != i64::from(PAD) && id != i64::from(BOS))
             .map(|&id| self.token(id).unwrap_or(SPECIALS[UNK as usize]))
             .collect()
     }
@@ -267,20 +271,23 @@ mod tests {
         let v = Vocab::from_sequences([vec!["a", "a", "b"], vec!["<unk>", "<unk>"]], 2);
         assert_eq!(v.len(), 5);
         assert_eq!(v.id("b"), None);
-        assert_eq!(v.encode(&["a", "b", "<unk>"]), vec![4, UNK, UNK]);
+        assert_eq!(
+            v.encode(&["a", "b", "<unk>"]),
+            vec![4, i64::from(UNK), i64::from(UNK)]
+        );
     }
 
     #[test]
     fn encode_decode() {
         let v = sample();
         let ids = v.encode(&["a", "zz", "e"]);
-        assert_eq!(ids, vec![4, UNK, 8]);
-        assert_eq!(v.decode(&[BOS, 4, PAD, 5, EOS, 6]), vec!["a", "b"]);
+        assert_eq!(ids, vec![4, i64::from(UNK), 8]);
+        assert_eq!(v.decode(&[1, 4, 0, 5, 2, 6]), vec!["a", "b"]);
         assert_eq!(
-            v.decode(&[4, UNK, 99, -1]),
+            v.decode(&[4, 3, 99, -1]),
             vec!["a", "<unk>", "<unk>", "<unk>"]
         );
-        assert!(v.decode(&[EOS, 4]).is_empty());
+        assert!(v.decode(&[2, 4]).is_empty());
     }
 
     #[test]

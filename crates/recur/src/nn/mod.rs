@@ -11,4 +11,7 @@ pub use cell::RnnCell;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use rnn::{Rnn, RnnCache, RnnConfig, RnnGrads, RnnMode, RnnOutput, RnnPacked, RnnState};
+pub use rnn::{
+    Rnn, RnnCache, RnnConfig, RnnDeferred, RnnGrads, RnnMode, RnnOutput, RnnPacked, RnnScratch,
+    RnnState, StepInput,
+};

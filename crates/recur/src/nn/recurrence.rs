@@ -17,7 +17,51 @@ use crate::gemm::{matmul, matmul_packed, PackedB, Trans};
 use crate::kernels::{elman, gru, lstm};
 use crate::module::Param;
 
-use super::rnn::RnnMode;
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::elman::Nonlinearity;
+
+/// Which recurrence a layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RnnMode {
+    /// LSTM, gates i, f, g, o.
+    Lstm,
+    /// GRU, gates r, z, n.
+    Gru,
+    /// Elman RNN, tanh (`nn.RNN` default).
+    RnnTanh,
+    /// Elman RNN, relu.
+    RnnRelu,
+}
+
+impl RnnMode {
+    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).
+    pub fn gates(self) -> usize {
+        match self {
+            RnnMode::Lstm => 4,
+            RnnMode::Gru => 3,
+            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
+        }
+    }
+
+    /// The Elman nonlinearity (tanh for LSTM/GRU, where it is unused).
+    pub fn nonlinearity(self) -> Nonlinearity {
+        match self {
+            RnnMode::RnnRelu => Nonlinearity::Relu,
+            _ => Nonlinearity::Tanh,
+        }
+    }
+
+    /// PyTorch's class name.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            RnnMode::Lstm => "LSTM",
+            RnnMode::Gru => "GRU",
+            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
+        }
+    }
+}
 
 /// The parameters of one direction of one layer, PyTorch names and shapes.
 #[derive(Clone, Debug)]
@@ -295,7 +339,6 @@ pub fn forward(
         Vec::new()
     };
     let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
-    let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
 
     for s in 0..d.steps {
         let t = time_of(s, d.steps, reverse);
@@ -312,36 +355,24 @@ pub fn forward(
             }
         }
         let g = &mut gates[t * d.batch * gh..][..n * gh];
-        match d.mode {
-            RnnMode::Lstm => {
-                // (B) a += h·W_hhᵀ
-                matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
-                // (C)
-                let tc = &mut tanh_c[blk * hid..][..n * hid];
-                if d.proj() {
-                    let hf = &mut h_full[blk * hid..][..n * hid];
-                    lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
-                    // (D) h' = (o tanh c')·W_hrᵀ
-                    let w_hr = w_hr.as_ref().expect("projection weight");
-                    matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
-                } else {
-                    lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
-                }
-            }
-            RnnMode::Gru => {
-                let hgs = &mut hg[blk * gh..][..n * gh];
-                // (B) ĥ = h·W_hhᵀ
-                matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
-                // (C)
-                gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
-            }
-            RnnMode::RnnTanh | RnnMode::RnnRelu => {
-                // (B)
-                matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
-                // (C)
-                elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
-            }
-        }
+        let scratch = CellScratch {
+            hg: if d.mode == RnnMode::Gru {
+                &mut hg[blk * gh..][..n * gh]
+            } else {
+                &mut []
+            },
+            tanh_c: if is_lstm {
+                &mut tanh_c[blk * hid..][..n * hid]
+            } else {
+                &mut []
+            },
+            h_full: if d.proj() {
+                &mut h_full[blk * hid..][..n * hid]
+            } else {
+                &mut []
+            },
+        };
+        cell_step(packed, d, b_hh, n, g, h, c, scratch, threads);
         out[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
     }
     train.then_some(DirTrace {
@@ -352,6 +383,247 @@ pub fn forward(
         tanh_c,
         h_full,
     })
+}
+
+/// Step-sized scratch of one cell step, `n` rows (empty where the mode does not use it).
+struct CellScratch<'a> {
+    /// GRU `ĥ` `[n, G·H]`.
+    hg: &'a mut [f32],
+    /// LSTM `tanh(c')` `[n, H]`.
+    tanh_c: &'a mut [f32],
+    /// LSTM with projection `o tanh(c')` `[n, H]`.
+    h_full: &'a mut [f32],
+}
+
+/// Steps (B)–(D) for `n` rows: `g` `[n, G·H]` holds step (A)'s input projection (destroyed);
+/// `h` `[≥n, out]` and `c` `[≥n, H]` (LSTM) advance in place.
+#[allow(clippy::too_many_arguments)]
+fn cell_step(
+    packed: &PackedDir,
+    d: Dims,
+    b_hh: Option<&[f32]>,
+    n: usize,
+    g: &mut [f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    scratch: CellScratch,
+    threads: usize,
+) {
+    let (hid, ho) = (d.hidden, d.out);
+    let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
+    match d.mode {
+        RnnMode::Lstm => {
+            // (B) a += h·W_hhᵀ
+            matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
+            // (C)
+            let tc = scratch.tanh_c;
+            if d.proj() {
+                let hf = scratch.h_full;
+                lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
+                // (D) h' = (o tanh c')·W_hrᵀ
+                let w_hr = w_hr.as_ref().expect("projection weight");
+                matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
+            } else {
+                lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
+            }
+        }
+        RnnMode::Gru => {
+            let hgs = scratch.hg;
+            // (B) ĥ = h·W_hhᵀ
+            matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
+            // (C)
+            gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
+        }
+        RnnMode::RnnTanh | RnnMode::RnnRelu => {
+            // (B)
+            matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
+            // (C)
+            elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
+        }
+    }
+}
+
+/// Reusable buffers of [`step`]: sized on first use, reused while the row count does not grow.
+#[derive(Clone, Debug, Default)]
+pub struct StepScratch {
+    gates: Vec<f32>,
+    hg: Vec<f32>,
+    tanh_c: Vec<f32>,
+    h_full: Vec<f32>,
+}
+
+/// Grows `v` to `n` values (zeros when new), never shrinking its allocation.
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// One inference step of one direction for all `d.batch` rows (the same bits as [`forward`] over
+/// one step): `x` `[B, I]` features or `[B]` tokens (with a table); `h` `[B, out]` and `c`
+/// `[B, H]` (LSTM, else empty) advance in place. Allocates nothing once `scratch` has grown.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    w: &DirWeights,
+    packed: &PackedDir,
+    d: Dims,
+    x: SweepInput,
+    h: &mut [f32],
+    c: &mut [f32],
+    scratch: &mut StepScratch,
+    threads: usize,
+) {
+    let (n, gh, hid) = (d.batch, d.gates(), d.hidden);
+    if n == 0 {
+        return;
+    }
+    let gates = sized(&mut scratch.gates, n * gh);
+    match x {
+        SweepInput::Features(x) => project_inputs(packed, x, n, gates, threads),
+        SweepInput::Tokens(ids) => {
+            let table = packed.table.as_deref().expect("token input needs a table");
+            for (g, &id) in gates.chunks_exact_mut(gh).zip(ids) {
+                g.copy_from_slice(&table[id as usize * gh..][..gh]);
+            }
+        }
+    }
+    let cs = CellScratch {
+        hg: if d.mode == RnnMode::Gru {
+            sized(&mut scratch.hg, n * gh)
+        } else {
+            &mut []
+        },
+        tanh_c: if d.mode == RnnMode::Lstm {
+            sized(&mut scratch.tanh_c, n * hid)
+        } else {
+            &mut []
+        },
+        h_full: if d.proj() {
+            sized(&mut scratch.h_full, n * hid)
+        } else {
+            &mut []
+        },
+    };
+    let b_hh = w.b_hh.as_ref().map(|b| b.value.data());
+    cell_step(packed, d, b_hh, n, gates, h, c, cs, threads);
+}
+
+/// The rows (E) multiplies, `tb` of each: gate gradients and what they multiply.
+struct GradRows<'a> {
+    dgates: &'a [f32],
+    /// GRU: ∂L/∂ĥ (for `W_hh`); empty otherwise.
+    dhg: &'a [f32],
+    /// LSTM with projection: ∂L/∂h'; empty otherwise.
+    dproj: &'a [f32],
+    x: &'a [f32],
+    h_prev: &'a [f32],
+    h_full: &'a [f32],
+}
+
+/// (E): adds every weight gradient of `rows` (`tb` rows) into `w`, one GEMM per weight.
+fn weight_grads(w: &mut DirWeights, d: Dims, r: &GradRows, tb: usize, threads: usize) {
+    let (gh, hid, ho) = (d.gates(), d.hidden, d.out);
+    let dg_hh = if d.mode == RnnMode::Gru {
+        r.dhg
+    } else {
+        r.dgates
+    };
+    matmul(
+        w.w_ih.grad.data_mut(),
+        r.dgates,
+        Trans::T,
+        r.x,
+        Trans::N,
+        gh,
+        d.input,
+        tb,
+        true,
+        threads,
+    );
+    matmul(
+        w.w_hh.grad.data_mut(),
+        dg_hh,
+        Trans::T,
+        r.h_prev,
+        Trans::N,
+        gh,
+        ho,
+        tb,
+        true,
+        threads,
+    );
+    if let Some(b) = &mut w.b_ih {
+        add_col_sums(b.grad.data_mut(), r.dgates);
+    }
+    if let Some(b) = &mut w.b_hh {
+        add_col_sums(b.grad.data_mut(), dg_hh);
+    }
+    if let Some(w_hr) = &mut w.w_hr {
+        matmul(
+            w_hr.grad.data_mut(),
+            r.dproj,
+            Trans::T,
+            r.h_full,
+            Trans::N,
+            ho,
+            hid,
+            tb,
+            true,
+            threads,
+        );
+    }
+}
+
+/// Weight-gradient rows that [`backward`] set aside instead of multiplying them, gathered over
+/// many sweeps (a decoder's steps) for one GEMM per weight ([`DeferredGrads::flush`]).
+#[derive(Clone, Debug, Default)]
+pub struct DeferredGrads {
+    dgates: Vec<f32>,
+    dhg: Vec<f32>,
+    dproj: Vec<f32>,
+    x: Vec<f32>,
+    h_prev: Vec<f32>,
+    h_full: Vec<f32>,
+    rows: usize,
+}
+
+impl DeferredGrads {
+    fn push(&mut self, r: &GradRows, tb: usize) {
+        self.dgates.extend_from_slice(r.dgates);
+        self.dhg.extend_from_slice(r.dhg);
+        self.dproj.extend_from_slice(r.dproj);
+        self.x.extend_from_slice(r.x);
+        self.h_prev.extend_from_slice(r.h_prev);
+        self.h_full.extend_from_slice(r.h_full);
+        self.rows += tb;
+    }
+
+    /// (E) over every row set aside: adds the weight gradients into `w` and empties `self`.
+    pub fn flush(&mut self, w: &mut DirWeights, d: Dims, threads: usize) {
+        if self.rows > 0 {
+            let r = GradRows {
+                dgates: &self.dgates,
+                dhg: &self.dhg,
+                dproj: &self.dproj,
+                x: &self.x,
+                h_prev: &self.h_prev,
+                h_full: &self.h_full,
+            };
+            weight_grads(w, d, &r, self.rows, threads);
+        }
+        for v in [
+            &mut self.dgates,
+            &mut self.dhg,
+            &mut self.dproj,
+            &mut self.x,
+            &mut self.h_prev,
+            &mut self.h_full,
+        ] {
+            v.clear();
+        }
+        self.rows = 0;
+    }
 }
 
 /// Backpropagation through time for one direction; adds into the parameter gradients.
@@ -374,6 +646,7 @@ pub fn backward(
     dh: &mut [f32],
     dc: &mut [f32],
     dx: &mut [f32],
+    defer: Option<&mut DeferredGrads>,
     threads: usize,
 ) {
     let (tb, gh, hid, ho, bsz) = (d.steps * d.batch, d.gates(), d.hidden, d.out, d.batch);
@@ -467,55 +740,19 @@ pub fn backward(
         }
     }
 
-    // (E) weight gradients, one GEMM each over all T·B rows (inactive rows contribute zero).
-    let dg_hh = if d.mode == RnnMode::Gru {
-        &dhg
-    } else {
-        &dgates
-    };
-    matmul(
-        w.w_ih.grad.data_mut(),
-        &dgates,
-        Trans::T,
+    // (E) weight gradients, one GEMM each over all T·B rows (inactive rows contribute zero),
+    // or deferred to one GEMM over many sweeps.
+    let rows = GradRows {
+        dgates: &dgates,
+        dhg: &dhg,
+        dproj: &dproj,
         x,
-        Trans::N,
-        gh,
-        d.input,
-        tb,
-        true,
-        threads,
-    );
-    matmul(
-        w.w_hh.grad.data_mut(),
-        dg_hh,
-        Trans::T,
-        &trace.h_prev,
-        Trans::N,
-        gh,
-        ho,
-        tb,
-        true,
-        threads,
-    );
-    if let Some(b) = &mut w.b_ih {
-        add_col_sums(b.grad.data_mut(), &dgates);
-    }
-    if let Some(b) = &mut w.b_hh {
-        add_col_sums(b.grad.data_mut(), dg_hh);
-    }
-    if let Some(w_hr) = &mut w.w_hr {
-        matmul(
-            w_hr.grad.data_mut(),
-            &dproj,
-            Trans::T,
-            &trace.h_full,
-            Trans::N,
-            ho,
-            hid,
-            tb,
-            true,
-            threads,
-        );
+        h_prev: &trace.h_prev,
+        h_full: &trace.h_full,
+    };
+    match defer {
+        Some(sink) => sink.push(&rows, tb),
+        None => weight_grads(w, d, &rows, tb, threads),
     }
     // (F) ∂L/∂x += ∂L/∂a · W_ih
     matmul_packed(dx, &dgates, Trans::N, &pk.w_ih, tb, true, threads);

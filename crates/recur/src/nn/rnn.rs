@@ -16,55 +16,15 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::recurrence::{self, Dims, DirTrace, DirWeights, PackedDir, SweepInput};
+pub use super::recurrence::RnnMode;
+use super::recurrence::{
+    self, DeferredGrads, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput,
+};
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
-use crate::kernels::elman::Nonlinearity;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
-
-/// Which recurrence a layer runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RnnMode {
-    /// LSTM, gates i, f, g, o.
-    Lstm,
-    /// GRU, gates r, z, n.
-    Gru,
-    /// Elman RNN, tanh (`nn.RNN` default).
-    RnnTanh,
-    /// Elman RNN, relu.
-    RnnRelu,
-}
-
-impl RnnMode {
-    /// Gates per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).
-    pub fn gates(self) -> usize {
-        match self {
-            RnnMode::Lstm => 4,
-            RnnMode::Gru => 3,
-            RnnMode::RnnTanh | RnnMode::RnnRelu => 1,
-        }
-    }
-
-    /// The Elman nonlinearity (tanh for LSTM/GRU, where it is unused).
-    pub fn nonlinearity(self) -> Nonlinearity {
-        match self {
-            RnnMode::RnnRelu => Nonlinearity::Relu,
-            _ => Nonlinearity::Tanh,
-        }
-    }
-
-    /// PyTorch's class name.
-    pub fn torch_name(self) -> &'static str {
-        match self {
-            RnnMode::Lstm => "LSTM",
-            RnnMode::Gru => "GRU",
-            RnnMode::RnnTanh | RnnMode::RnnRelu => "RNN",
-        }
-    }
-}
 
 /// Constructor arguments, as PyTorch's (defaults as PyTorch's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -353,10 +313,31 @@ pub struct RnnCache {
     layers: Vec<LayerCache>,
 }
 
+/// What one step of [`Rnn::step_packed`] reads.
+#[derive(Clone, Copy, Debug)]
+pub enum StepInput<'a> {
+    /// Features (B, I).
+    Features(&'a [f32]),
+    /// Token ids (B), looked up in the tables of [`Rnn::pack_embedded`].
+    Tokens(&'a [u32]),
+}
+
+/// Weight-gradient products set aside by [`Rnn::backward_deferred`], per layer and direction.
+#[derive(Clone, Debug, Default)]
+pub struct RnnDeferred {
+    dirs: Vec<DeferredGrads>,
+}
+
+/// Reusable buffers of [`Rnn::step_packed`].
+#[derive(Clone, Debug, Default)]
+pub struct RnnScratch(StepScratch);
+
 /// Weights of every layer and direction packed for the GEMM kernel (see [`Rnn::pack`]).
 #[derive(Clone, Debug)]
 pub struct RnnPacked {
     dirs: Vec<PackedDir>,
+    /// [`Rnn::stamp`] when packed: using the weights after a parameter update is an error.
+    stamp: u64,
 }
 
 /// A stacked, optionally bidirectional RNN, LSTM or GRU.
@@ -432,7 +413,18 @@ impl Rnn {
             .enumerate()
             .map(|(i, c)| PackedDir::new(c, self.dims(i / nd, &lay)))
             .collect();
-        RnnPacked { dirs }
+        RnnPacked {
+            dirs,
+            stamp: self.stamp(),
+        }
+    }
+
+    /// A fingerprint of the versions of every parameter ([`Param::version`]); changes whenever
+    /// one of them is updated. Allocates nothing.
+    pub fn stamp(&self) -> u64 {
+        let mut s = 0;
+        self.for_each_param(&mut |p| s = mix_version(s, p));
+        s
     }
 
     /// [`Rnn::forward`] with weights packed by [`Rnn::pack`] (same results, bit for bit).
@@ -492,6 +484,14 @@ impl Rnn {
     }
 
     fn check_packed(&self, packed: &RnnPacked) -> Result<()> {
+        if packed.stamp != self.stamp() {
+            return Err(Error::arg(
+                "RNN.forward_packed",
+                "packed",
+                "weights packed from the current parameters",
+                "stale weights (packed before a parameter update; pack again)",
+            ));
+        }
         if packed.dirs.len() != self.cells.len() {
             return Err(Error::arg(
                 "RNN.forward_packed",
@@ -501,6 +501,114 @@ impl Rnn {
             ));
         }
         Ok(())
+    }
+
+    /// One time step of a unidirectional stack for `rows` rows, in place and without allocating
+    /// (once `scratch` has grown): the same bits as [`Rnn::forward_packed`] (features) or
+    /// [`Rnn::forward_tokens_packed`] (tokens, weights from [`Rnn::pack_embedded`]) on a
+    /// one-step sequence. `h` (L, rows, Hout) and `c` (L, rows, H) (LSTM; empty otherwise) are
+    /// the state in and out, flat; the step's output is the top layer's rows of `h`.
+    pub fn step_packed(
+        &self,
+        packed: &RnnPacked,
+        input: StepInput,
+        rows: usize,
+        h: &mut [f32],
+        c: &mut [f32],
+        scratch: &mut RnnScratch,
+    ) -> Result<()> {
+        let op = "RNN.step_packed";
+        self.check_packed(packed)?;
+        if self.cfg.num_directions() != 1 {
+            return Err(Error::arg(op, "bidirectional", "false (one step)", true));
+        }
+        let (l, hid, ho) = (
+            self.cfg.num_layers,
+            self.cfg.hidden_size,
+            self.cfg.state_size(),
+        );
+        let is_lstm = self.cfg.mode == RnnMode::Lstm;
+        let want_c = if is_lstm { l * rows * hid } else { 0 };
+        if h.len() != l * rows * ho || c.len() != want_c {
+            return Err(Error::shape(
+                op,
+                format!("h of {} and c of {want_c} values", l * rows * ho),
+                format!("{} and {}", h.len(), c.len()),
+            ));
+        }
+        let x = match input {
+            StepInput::Features(x) => {
+                if x.len() != rows * self.cfg.input_size {
+                    let want = format!("{rows} x {} input values", self.cfg.input_size);
+                    return Err(Error::shape(op, want, x.len().to_string()));
+                }
+                SweepInput::Features(x)
+            }
+            StepInput::Tokens(ids) => {
+                let Some(vocab) = packed.dirs[0].table_rows() else {
+                    return Err(Error::arg(
+                        op,
+                        "packed",
+                        "weights from Rnn::pack_embedded",
+                        "Rnn::pack",
+                    ));
+                };
+                if ids.len() != rows {
+                    return Err(Error::shape(
+                        op,
+                        format!("{rows} ids"),
+                        ids.len().to_string(),
+                    ));
+                }
+                if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(Error::arg(op, "ids", format!("in 0..{vocab}"), bad));
+                }
+                SweepInput::Tokens(ids)
+            }
+        };
+        let threads = num_threads();
+        let lay = Layout::empty();
+        for layer in 0..l {
+            let mut d = self.dims(layer, &lay);
+            (d.steps, d.batch) = (1, rows);
+            let (below, rest) = h.split_at_mut(layer * rows * ho);
+            let hl = &mut rest[..rows * ho];
+            let cl: &mut [f32] = if is_lstm {
+                &mut c[layer * rows * hid..][..rows * hid]
+            } else {
+                &mut []
+            };
+            // Layers above the first read the new state of the layer below.
+            let xin = if layer == 0 {
+                x
+            } else {
+                SweepInput::Features(&below[(layer - 1) * rows * ho..])
+            };
+            recurrence::step(
+                &self.cells[layer],
+                &packed.dirs[layer],
+                d,
+                xin,
+                hl,
+                cl,
+                &mut scratch.0,
+                threads,
+            );
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every parameter, in [`Module::params`] order, without allocating.
+    pub fn for_each_param(&self, f: &mut impl FnMut(&Param)) {
+        for c in &self.cells {
+            f(&c.w_ih);
+            f(&c.w_hh);
+            c.b_ih
+                .iter()
+                .chain(&c.b_hh)
+                .chain(&c.w_hr)
+                .for_each(&mut *f);
+        }
     }
 
     /// Token ids (T, B) into internal order, checked against the first layer's tables.
@@ -904,6 +1012,44 @@ impl Rnn {
         grad_h_n: Option<&Tensor>,
         grad_c_n: Option<&Tensor>,
     ) -> Result<RnnGrads> {
+        self.backward_impl(packed, cache, (grad_output, grad_h_n, grad_c_n), None)
+    }
+
+    /// [`Rnn::backward_with`] that sets the weight-gradient products aside in `deferred`
+    /// instead of computing them: a layer run one step at a time (a decoder) then computes them
+    /// with one GEMM per weight over all its steps ([`Rnn::flush_deferred`]).
+    pub fn backward_deferred(
+        &mut self,
+        packed: Option<&RnnPacked>,
+        cache: &RnnCache,
+        (grad_output, grad_h_n, grad_c_n): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
+        deferred: &mut RnnDeferred,
+    ) -> Result<RnnGrads> {
+        let grads = (grad_output, grad_h_n, grad_c_n);
+        self.backward_impl(packed, cache, grads, Some(deferred))
+    }
+
+    /// Adds the weight gradients set aside by [`Rnn::backward_deferred`] (one GEMM per weight)
+    /// and empties `deferred`.
+    pub fn flush_deferred(&mut self, deferred: &mut RnnDeferred) {
+        let (nd, threads, lay) = (self.cfg.num_directions(), num_threads(), Layout::empty());
+        for (i, sink) in deferred.dirs.iter_mut().enumerate() {
+            let d = self.dims(i / nd, &lay);
+            sink.flush(&mut self.cells[i], d, threads);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward_impl(
+        &mut self,
+        packed: Option<&RnnPacked>,
+        cache: &RnnCache,
+        (grad_output, grad_h_n, grad_c_n): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
+        mut deferred: Option<&mut RnnDeferred>,
+    ) -> Result<RnnGrads> {
+        if let Some(df) = deferred.as_deref_mut() {
+            df.dirs.resize_with(self.cells.len(), Default::default);
+        }
         if let Some(p) = packed {
             self.check_packed(p)?;
         }
@@ -948,38 +1094,50 @@ impl Rnn {
                 &mut []
             };
             let cells = &mut self.cells[layer * nd..(layer + 1) * nd];
-            let run_dir =
-                |dir: usize, w: &mut DirWeights, dh: &mut [f32], dc: &mut [f32], threads: usize| {
-                    let mut dx = vec![0.0f32; tb * d.input];
-                    recurrence::backward(
-                        w,
-                        packed.map(|p| &p.dirs[layer * nd + dir]),
-                        d,
-                        &lc.input,
-                        &lay.active,
-                        dir == 1,
-                        &lc.dirs[dir],
-                        &d_outs[dir],
-                        dh,
-                        dc,
-                        &mut dx,
-                        threads,
-                    );
-                    dx
-                };
+            let (mut sink0, mut sink1) = match deferred.as_deref_mut() {
+                Some(df) => {
+                    let (a, b) = df.dirs[layer * nd..(layer + 1) * nd].split_at_mut(1);
+                    (a.first_mut(), b.first_mut())
+                }
+                None => (None, None),
+            };
+            let run_dir = |dir: usize,
+                           w: &mut DirWeights,
+                           dh: &mut [f32],
+                           dc: &mut [f32],
+                           sink: Option<&mut DeferredGrads>,
+                           threads: usize| {
+                let mut dx = vec![0.0f32; tb * d.input];
+                recurrence::backward(
+                    w,
+                    packed.map(|p| &p.dirs[layer * nd + dir]),
+                    d,
+                    &lc.input,
+                    &lay.active,
+                    dir == 1,
+                    &lc.dirs[dir],
+                    &d_outs[dir],
+                    dh,
+                    dc,
+                    &mut dx,
+                    sink,
+                    threads,
+                );
+                dx
+            };
             let mut dx = if nd == 2 {
                 let (w0, w1) = cells.split_at_mut(1);
                 let (dh0, dh1) = dhs.split_at_mut(bsz * ho);
                 let (dc0, dc1) = dcs.split_at_mut(dcs.len() / 2);
                 let per = (threads / 2).max(1);
                 let (mut a, b) = rayon::join(
-                    || run_dir(0, &mut w0[0], dh0, dc0, per),
-                    || run_dir(1, &mut w1[0], dh1, dc1, per),
+                    || run_dir(0, &mut w0[0], dh0, dc0, sink0.take(), per),
+                    || run_dir(1, &mut w1[0], dh1, dc1, sink1.take(), per),
                 );
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             } else {
-                run_dir(0, &mut cells[0], dhs, dcs, threads)
+                run_dir(0, &mut cells[0], dhs, dcs, sink0.take(), threads)
             };
             if let Some(m) = &lc.mask {
                 apply_mask(&mut dx, m);

@@ -12,6 +12,7 @@
 //! `W_key h_j` does not depend on the step, so [`Memory`] computes it once per source.
 //! A source of length 0 attends to nothing: a = 0 and c = 0.
 
+use super::config::AttentionKind;
 use crate::error::Result;
 use crate::gemm::PackedB;
 use crate::kernels::tanh;
@@ -19,14 +20,16 @@ use crate::module::{Module, Param, Rng64};
 use crate::nn::linear::Linear;
 use crate::tensor::Tensor;
 
-/// The encoder's outputs arranged for attention, batch-major.
+/// The encoder's outputs arranged for attention, batch-major, one block per source; the rows
+/// that attend (hypotheses) each point at their source's block, so that gathering rows (beam
+/// search) copies indices, never keys.
 #[derive(Clone, Debug)]
 pub struct Memory {
-    /// `h`, `[B, S, K]`.
+    /// `h`, `[N, S, K]` for N sources.
     pub keys: Vec<f32>,
-    /// `W_key h` (bahdanau `[B, S, A]`, luong_general `[B, S, K]`), or empty.
+    /// `W_key h` (bahdanau `[N, S, A]`, luong_general `[N, S, K]`), or empty.
     pub proj: Vec<f32>,
-    /// Source lengths `[B]`.
+    /// Per row: its source's length `[B]`.
     pub lengths: Vec<usize>,
     /// S.
     pub steps: usize,
@@ -34,31 +37,69 @@ pub struct Memory {
     pub key_dim: usize,
     /// Width of `proj` (0 when empty).
     pub proj_dim: usize,
+    /// Per row: its source's block in `keys` and `proj` `[B]`.
+    block: Vec<usize>,
+    /// Spare buffers of [`Memory::select`].
+    spare: (Vec<usize>, Vec<usize>),
 }
 
 impl Memory {
+    /// One row per source: `keys` `[B, S, K]`, `proj` `[B, S, P]` (or empty, `proj_dim` 0).
+    pub fn new(
+        keys: Vec<f32>,
+        proj: Vec<f32>,
+        lengths: Vec<usize>,
+        steps: usize,
+        key_dim: usize,
+        proj_dim: usize,
+    ) -> Self {
+        Memory {
+            keys,
+            proj,
+            block: (0..lengths.len()).collect(),
+            lengths,
+            steps,
+            key_dim,
+            proj_dim,
+            spare: (Vec::new(), Vec::new()),
+        }
+    }
+
     /// Rows B.
     pub fn rows(&self) -> usize {
         self.lengths.len()
     }
 
-    /// The rows `keep[i]`, in that order (rows may repeat, as for beams of one source).
-    pub fn select(&self, keep: &[usize]) -> Memory {
-        let (sk, sp) = (self.steps * self.key_dim, self.steps * self.proj_dim);
-        let mut keys = Vec::with_capacity(keep.len() * sk);
-        let mut proj = Vec::with_capacity(keep.len() * sp);
-        for &r in keep {
-            keys.extend_from_slice(&self.keys[r * sk..][..sk]);
-            proj.extend_from_slice(&self.proj[r * sp..][..sp]);
+    /// Keeps rows `keep[i]`, in that order (rows may repeat, as for beams of one source),
+    /// without copying keys and without allocating once the spare buffers have grown.
+    pub fn select(&mut self, keep: &[usize]) -> crate::Result<()> {
+        if let Some(&bad) = keep.iter().find(|&&r| r >= self.rows()) {
+            return Err(crate::Error::arg(
+                "Memory.select",
+                "keep",
+                format!("rows < {}", self.rows()),
+                bad,
+            ));
         }
-        Memory {
-            keys,
-            proj,
-            lengths: keep.iter().map(|&r| self.lengths[r]).collect(),
-            steps: self.steps,
-            key_dim: self.key_dim,
-            proj_dim: self.proj_dim,
-        }
+        let (blocks, lens) = &mut self.spare;
+        blocks.clear();
+        lens.clear();
+        blocks.extend(keep.iter().map(|&r| self.block[r]));
+        lens.extend(keep.iter().map(|&r| self.lengths[r]));
+        std::mem::swap(&mut self.block, blocks);
+        std::mem::swap(&mut self.lengths, lens);
+        Ok(())
+    }
+
+    /// Row `b`'s keys `[S, K]`.
+    fn keys_of(&self, b: usize) -> &[f32] {
+        let sk = self.steps * self.key_dim;
+        &self.keys[self.block[b] * sk..][..sk]
+    }
+
+    /// Offset of row `b`'s block in a `[N, S, w]` buffer.
+    fn at(&self, b: usize, w: usize) -> usize {
+        self.block[b] * self.steps * w
     }
 
     /// The keys that score against the query: `proj` when there is one, else `keys`.
@@ -110,27 +151,53 @@ pub struct Luong {
     pub w_combine: Linear,
 }
 
-/// One attention step's result and what its backward needs.
-#[derive(Clone, Debug)]
-pub struct Attended {
+/// One step's attention buffers: results, and what backward needs. Reused across decoding
+/// steps (sized on first use); a training step keeps its own in its cache.
+#[derive(Clone, Debug, Default)]
+pub struct AttnWork {
+    /// The query `[B, Q]` (bahdanau: the previous top state; luong: the new one).
+    pub query: Vec<f32>,
     /// Context `c`, `[B, K]`.
     pub context: Vec<f32>,
     /// Weights `a`, `[B, S]` (zero past each length).
     pub weights: Vec<f32>,
-    /// Bahdanau: `t` `[B, S, A]`; empty for Luong.
+    /// Bahdanau `W_query q` `[B, A]`.
+    wq: Vec<f32>,
+    /// Bahdanau `t` `[B, S, A]` (training only).
     t: Vec<f32>,
+    /// Luong `cat(c, s'_top)` `[B, K + Hd]`.
+    combine_in: Vec<f32>,
+    /// Luong `feed' = tanh(W_combine ·)` `[B, Hd]`.
+    pub feed_out: Vec<f32>,
+}
+
+/// Sets `v` to `n` zeros, reusing its allocation.
+pub(crate) fn zeroed(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.clear();
+    v.resize(n, 0.0);
+    v
+}
+
+/// Sets `out` to the row-wise concatenation of blocks: rows of width `w` from each `(p, w)`.
+pub(crate) fn cat_rows_into(out: &mut Vec<f32>, parts: &[(&[f32], usize)], rows: usize) {
+    out.clear();
+    for r in 0..rows {
+        for (p, w) in parts {
+            out.extend_from_slice(&p[r * w..][..*w]);
+        }
+    }
 }
 
 /// Rows of a flat buffer as a 2-D tensor.
-pub(crate) fn rows_tensor(data: Vec<f32>, rows: usize) -> Tensor {
+pub(crate) fn rows_tensor(data: Vec<f32>, rows: usize) -> Result<Tensor> {
     let cols = data.len().checked_div(rows).unwrap_or(0);
-    Tensor::from_vec(&[rows, cols], data).expect("rows divide the buffer")
+    Tensor::from_vec(&[rows, cols], data)
 }
 
-/// (3)–(4): masked softmax of `scores` `[B, S]` in place, then the context.
-fn softmax_and_context(mem: &Memory, scores: &mut [f32]) -> Vec<f32> {
+/// (3)–(4): masked softmax of `scores` `[B, S]` in place, then the context into `ctx` `[B, K]`.
+fn softmax_and_context(mem: &Memory, scores: &mut [f32], ctx: &mut Vec<f32>) {
     let (s, k) = (mem.steps, mem.key_dim);
-    let mut ctx = vec![0.0f32; mem.rows() * k];
+    let ctx = zeroed(ctx, mem.rows() * k);
     for (b, &len) in mem.lengths.iter().enumerate() {
         let row = &mut scores[b * s..][..s];
         if len > 0 {
@@ -146,13 +213,13 @@ fn softmax_and_context(mem: &Memory, scores: &mut [f32]) -> Vec<f32> {
         }
         row[len..].fill(0.0);
         let c = &mut ctx[b * k..][..k];
+        let keys = mem.keys_of(b);
         for (j, &a) in row[..len].iter().enumerate() {
-            for (ci, hi) in c.iter_mut().zip(&mem.keys[(b * s + j) * k..][..k]) {
+            for (ci, hi) in c.iter_mut().zip(&keys[j * k..][..k]) {
                 *ci += a * hi;
             }
         }
     }
-    ctx
 }
 
 /// Backward of (4) and (3): adds `a_j dc` into ∂keys and returns ∂s `[B, S]`.
@@ -168,10 +235,11 @@ fn softmax_and_context_backward(
         let dc = &dctx[b * k..][..k];
         let a = &weights[b * s..][..s];
         let d = &mut ds[b * s..][..s];
+        let (keys, at) = (mem.keys_of(b), mem.at(b, k));
         for j in 0..len {
-            let h = &mem.keys[(b * s + j) * k..][..k];
+            let h = &keys[j * k..][..k];
             d[j] = h.iter().zip(dc).map(|(x, y)| x * y).sum();
-            for (g, &y) in dkeys[(b * s + j) * k..][..k].iter_mut().zip(dc) {
+            for (g, &y) in dkeys[at + j * k..][..k].iter_mut().zip(dc) {
                 *g += a[j] * y;
             }
         }
@@ -197,61 +265,70 @@ impl Bahdanau {
         Ok(a)
     }
 
-    /// Steps (1)–(4) for queries `q` `[B, Q]`; `w_query`: `W_query` packed by
-    /// [`Linear::pack`] (decoding), or `None` to pack it for this call.
-    pub fn attend(&self, q: &[f32], mem: &Memory, w_query: Option<&PackedB>) -> Result<Attended> {
+    /// Steps (1)–(4) for the queries in `w.query` `[B, Q]`; `w_query`: `W_query` packed by
+    /// [`Linear::pack`], or `None` to pack it for this call. Keeps `t` when `train`.
+    fn attend(
+        &self,
+        mem: &Memory,
+        w_query: Option<&PackedB>,
+        w: &mut AttnWork,
+        train: bool,
+    ) -> Result<()> {
         let (bsz, s, a_dim) = (mem.rows(), mem.steps, mem.proj_dim);
-        let mut wq = vec![0.0f32; bsz * a_dim]; // (B, A)
-        self.w_query.forward_rows_with(w_query, q, bsz, &mut wq)?;
+        let wq = zeroed(&mut w.wq, bsz * a_dim); // (B, A)
+        self.w_query.forward_rows_with(w_query, &w.query, bsz, wq)?;
         let v = self.v.weight.value.data();
-        let mut t = vec![0.0f32; bsz * s * a_dim];
-        let mut scores = vec![0.0f32; bsz * s];
+        let t = zeroed(&mut w.t, if train { bsz * s * a_dim } else { 0 });
+        let scores = zeroed(&mut w.weights, bsz * s);
         for b in 0..bsz {
             let wq_b = &wq[b * a_dim..][..a_dim];
+            let at = mem.at(b, a_dim);
             for j in 0..mem.lengths[b] {
-                let idx = (b * s + j) * a_dim;
-                let (tj, kp) = (&mut t[idx..][..a_dim], &mem.proj[idx..][..a_dim]);
+                let kp = &mem.proj[at + j * a_dim..][..a_dim];
                 let mut score = 0.0f32;
-                for ((ti, &x), (&y, &vi)) in tj.iter_mut().zip(wq_b).zip(kp.iter().zip(v)) {
-                    *ti = tanh(x + y); // (1)
-                    score += vi * *ti; // (2)
+                if train {
+                    let tj = &mut t[(b * s + j) * a_dim..][..a_dim];
+                    for ((ti, &x), (&y, &vi)) in tj.iter_mut().zip(wq_b).zip(kp.iter().zip(v)) {
+                        *ti = tanh(x + y); // (1)
+                        score += vi * *ti; // (2)
+                    }
+                } else {
+                    for ((&x, &y), &vi) in wq_b.iter().zip(kp).zip(v) {
+                        score += vi * tanh(x + y); // (1), (2)
+                    }
                 }
                 scores[b * s + j] = score;
             }
         }
-        let context = softmax_and_context(mem, &mut scores);
-        Ok(Attended {
-            context,
-            weights: scores,
-            t,
-        })
+        softmax_and_context(mem, &mut w.weights, &mut w.context);
+        Ok(())
     }
 
     /// Backward of [`Bahdanau::attend`]: adds into parameter and memory gradients and returns
     /// ∂L/∂q `[B, Q]`.
-    pub fn backward(
+    fn backward(
         &mut self,
-        q: &[f32],
         mem: &Memory,
-        att: &Attended,
+        w: &AttnWork,
         dctx: &[f32],
         dmem: &mut MemoryGrad,
     ) -> Result<Vec<f32>> {
         let (bsz, s, a_dim) = (mem.rows(), mem.steps, mem.proj_dim);
-        let ds = softmax_and_context_backward(mem, &att.weights, dctx, &mut dmem.keys);
+        let ds = softmax_and_context_backward(mem, &w.weights, dctx, &mut dmem.keys);
         let v = self.v.weight.value.data().to_vec();
         let mut dwq = vec![0.0f32; bsz * a_dim];
         let mut dv = vec![0.0f32; a_dim];
         for b in 0..bsz {
+            let at = mem.at(b, a_dim);
             for j in 0..mem.lengths[b] {
                 let idx = (b * s + j) * a_dim;
                 let d = ds[b * s + j];
-                let tj = &att.t[idx..][..a_dim];
+                let tj = &w.t[idx..][..a_dim];
                 for i in 0..a_dim {
                     dv[i] += d * tj[i]; // (2)
                     let dpre = d * v[i] * (1.0 - tj[i] * tj[i]); // (1)
                     dwq[b * a_dim + i] += dpre;
-                    dmem.proj[idx + i] += dpre;
+                    dmem.proj[at + j * a_dim + i] += dpre;
                 }
             }
         }
@@ -260,7 +337,7 @@ impl Bahdanau {
         }
         let dq = self
             .w_query
-            .backward(&rows_tensor(q.to_vec(), bsz), &rows_tensor(dwq, bsz))?;
+            .backward(&rows_tensor(w.query.clone(), bsz)?, &rows_tensor(dwq, bsz)?)?;
         Ok(dq.into_vec())
     }
 }
@@ -281,39 +358,35 @@ impl Luong {
         Ok(Luong { w_key, w_combine })
     }
 
-    /// Steps (1)–(4) for queries `q` `[B, K]`.
-    pub fn attend(&self, q: &[f32], mem: &Memory) -> Result<Attended> {
+    /// Steps (1)–(4) for the queries in `w.query` `[B, K]`.
+    fn attend(&self, mem: &Memory, w: &mut AttnWork) {
         let (s, (keys, k)) = (mem.steps, mem.scored());
-        let mut scores = vec![0.0f32; mem.rows() * s];
+        let scores = zeroed(&mut w.weights, mem.rows() * s);
         for (b, &len) in mem.lengths.iter().enumerate() {
-            let qb = &q[b * k..][..k];
+            let qb = &w.query[b * k..][..k];
+            let at = mem.at(b, k);
             for j in 0..len {
-                scores[b * s + j] = keys[(b * s + j) * k..][..k]
+                scores[b * s + j] = keys[at + j * k..][..k]
                     .iter()
                     .zip(qb)
                     .map(|(x, y)| x * y)
                     .sum();
             }
         }
-        let context = softmax_and_context(mem, &mut scores);
-        Ok(Attended {
-            context,
-            weights: scores,
-            t: Vec::new(),
-        })
+        softmax_and_context(mem, &mut w.weights, &mut w.context);
     }
 
     /// Backward of [`Luong::attend`]: adds into memory gradients and returns ∂L/∂q.
-    pub fn backward(
+    fn backward(
         &self,
-        q: &[f32],
         mem: &Memory,
-        att: &Attended,
+        w: &AttnWork,
         dctx: &[f32],
         dmem: &mut MemoryGrad,
     ) -> Vec<f32> {
-        let ds = softmax_and_context_backward(mem, &att.weights, dctx, &mut dmem.keys);
+        let ds = softmax_and_context_backward(mem, &w.weights, dctx, &mut dmem.keys);
         let (s, (keys, k)) = (mem.steps, mem.scored());
+        let q = &w.query;
         let mut dq = vec![0.0f32; q.len()];
         let dscored = if mem.proj_dim > 0 {
             &mut dmem.proj
@@ -321,9 +394,10 @@ impl Luong {
             &mut dmem.keys
         };
         for (b, &len) in mem.lengths.iter().enumerate() {
+            let at = mem.at(b, k);
             for j in 0..len {
                 let d = ds[b * s + j];
-                let idx = (b * s + j) * k;
+                let idx = at + j * k;
                 for i in 0..k {
                     dq[b * k + i] += d * keys[idx + i];
                     dscored[idx + i] += d * q[b * k + i];
@@ -334,8 +408,18 @@ impl Luong {
     }
 }
 
-/// The decoder's attention module.
+/// The decoder's attention module. Every attention kind's part of a decoder step is here, in
+/// one place per phase, so the decoder never matches on the kind.
+///
+/// A step (e = embedded previous token, s = recurrent state, top = its top layer):
+/// ```text
+///   x = rnn_input(e, s_top, feed)        none: e   bahdanau: cat(e, attend(s_top))   luong: cat(e, feed)
+///   s' = RNN(x, s)
+///   z = output_input(s'_top, e)          none: s'_top   bahdanau: cat(s'_top, c, e)
+///                                        luong: feed' = tanh(W_combine cat(attend(s'_top), s'_top))
+/// ```
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per model
 pub enum Attention {
     /// No attention.
     None,
@@ -345,7 +429,243 @@ pub enum Attention {
     Luong(Luong),
 }
 
+/// Gradients that [`Attention::output_backward`] passes on.
+#[derive(Clone, Debug, Default)]
+pub struct OutputGrad {
+    /// ∂L/∂s'_top `[B, Hd]`.
+    pub top: Vec<f32>,
+    /// ∂L/∂e `[B, E]` (bahdanau), else empty.
+    pub emb: Vec<f32>,
+    /// ∂L/∂c `[B, K]` (bahdanau, whose attention ran before the recurrence), else empty.
+    pub context: Vec<f32>,
+}
+
 impl Attention {
+    /// The attention of `kind` for a decoder of hidden size `hd` (= key size K).
+    pub fn new(kind: AttentionKind, hd: usize, attn_dim: usize, rng: &mut Rng64) -> Result<Self> {
+        let mut a = match kind {
+            AttentionKind::None => Attention::None,
+            AttentionKind::Bahdanau => Attention::Bahdanau(Bahdanau::new(hd, hd, attn_dim, rng)?),
+            AttentionKind::LuongDot | AttentionKind::LuongGeneral => {
+                Attention::Luong(Luong::new(hd, kind == AttentionKind::LuongGeneral, rng)?)
+            }
+        };
+        a.prefix_names("decoder.attention.");
+        Ok(a)
+    }
+
+    /// Width of the recurrence's input for embeddings of width `e` and hidden size `hd`.
+    pub fn rnn_input_size(&self, e: usize, hd: usize) -> usize {
+        match self {
+            Attention::None => e,
+            Attention::Bahdanau(_) | Attention::Luong(_) => e + hd,
+        }
+    }
+
+    /// Width of the output layer's input.
+    pub fn output_input_size(&self, e: usize, hd: usize) -> usize {
+        match self {
+            Attention::None | Attention::Luong(_) => hd,
+            Attention::Bahdanau(_) => hd + hd + e,
+        }
+    }
+
+    /// Whether the step feeds its attentional vector to the next (Luong's input feeding).
+    pub fn feeds(&self) -> bool {
+        matches!(self, Attention::Luong(_))
+    }
+
+    /// Whether the recurrence reads the embedding alone (so it can be folded into its weights).
+    pub fn reads_embedding_only(&self) -> bool {
+        matches!(self, Attention::None)
+    }
+
+    /// The weight a step multiplies by, packed: `W_query` (bahdanau) or `W_combine` (luong).
+    pub fn pack(&self) -> Option<PackedB> {
+        match self {
+            Attention::None => None,
+            Attention::Bahdanau(a) => Some(a.w_query.pack()),
+            Attention::Luong(l) => Some(l.w_combine.pack()),
+        }
+    }
+
+    /// Before the recurrence: its input `x` `[B, rnn_input_size]` from the embedding `e`
+    /// `[B, E]`, the previous top state `top` `[B, Hd]` and input-feeding vector `feed`.
+    /// `packed`: from [`Attention::pack`]. Keeps what backward needs in `w` when `train`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rnn_input(
+        &self,
+        packed: Option<&PackedB>,
+        (e, emb): (&[f32], usize),
+        top: &[f32],
+        feed: &[f32],
+        mem: &Memory,
+        w: &mut AttnWork,
+        x: &mut Vec<f32>,
+        train: bool,
+    ) -> Result<()> {
+        let b = mem.rows();
+        match self {
+            Attention::None => cat_rows_into(x, &[(e, emb)], b),
+            Attention::Bahdanau(a) => {
+                w.query.clear();
+                w.query.extend_from_slice(top);
+                a.attend(mem, packed, w, train)?;
+                cat_rows_into(x, &[(e, emb), (&w.context, mem.key_dim)], b); // (B, E+K)
+            }
+            Attention::Luong(_) => {
+                let hd = feed.len().checked_div(b).unwrap_or(0);
+                cat_rows_into(x, &[(e, emb), (feed, hd)], b); // (B, E+Hd)
+            }
+        }
+        Ok(())
+    }
+
+    /// After the recurrence: the output layer's input `z` from the new top state `top`
+    /// `[B, Hd]` and the embedding; Luong attends here and also writes `feed'` into
+    /// `w.feed_out`. Returns the step's attention weights, empty without attention.
+    pub fn output_input<'w>(
+        &self,
+        packed: Option<&PackedB>,
+        top: &[f32],
+        (e, emb): (&[f32], usize),
+        mem: &Memory,
+        w: &'w mut AttnWork,
+        z: &mut Vec<f32>,
+    ) -> Result<&'w [f32]> {
+        let b = mem.rows();
+        let hd = top.len().checked_div(b).unwrap_or(0);
+        match self {
+            Attention::None => {
+                z.clear();
+                z.extend_from_slice(top);
+                return Ok(&[]);
+            }
+            Attention::Bahdanau(_) => {
+                cat_rows_into(z, &[(top, hd), (&w.context, mem.key_dim), (e, emb)], b)
+            }
+            Attention::Luong(l) => {
+                w.query.clear();
+                w.query.extend_from_slice(top);
+                l.attend(mem, w);
+                cat_rows_into(
+                    &mut w.combine_in,
+                    &[(&w.context, mem.key_dim), (top, hd)],
+                    b,
+                ); // (B, K+Hd)
+                let f = zeroed(&mut w.feed_out, b * hd); // (B, Hd)
+                l.w_combine.forward_rows_with(packed, &w.combine_in, b, f)?;
+                f.iter_mut().for_each(|v| *v = tanh(*v));
+                z.clear();
+                z.extend_from_slice(f);
+            }
+        }
+        Ok(&w.weights)
+    }
+
+    /// Backward of [`Attention::output_input`]: ∂L/∂z `dz` and, for Luong, ∂L/∂feed' from the
+    /// next step `dfeed`; adds into parameter and memory gradients.
+    pub fn output_backward(
+        &mut self,
+        w: &AttnWork,
+        mem: &Memory,
+        (hd, emb): (usize, usize),
+        dz: Vec<f32>,
+        dfeed: &[f32],
+        dmem: &mut MemoryGrad,
+    ) -> Result<OutputGrad> {
+        let (b, k) = (mem.rows(), mem.key_dim);
+        Ok(match self {
+            Attention::None => OutputGrad {
+                top: dz,
+                ..Default::default()
+            },
+            Attention::Bahdanau(_) => {
+                let mut parts = split_rows(&dz, &[hd, k, emb], b);
+                OutputGrad {
+                    emb: std::mem::take(&mut parts[2]),
+                    context: std::mem::take(&mut parts[1]),
+                    top: std::mem::take(&mut parts[0]),
+                }
+            }
+            Attention::Luong(l) => {
+                // feed' = tanh(W_combine u): its gradient comes from the logits and the next step.
+                let mut dpre = dz;
+                add_into(&mut dpre, dfeed);
+                dpre.iter_mut()
+                    .zip(&w.feed_out)
+                    .for_each(|(d, f)| *d *= 1.0 - f * f);
+                let du = l
+                    .w_combine
+                    .backward(
+                        &rows_tensor(w.combine_in.clone(), b)?,
+                        &rows_tensor(dpre, b)?,
+                    )?
+                    .into_vec();
+                let mut parts = split_rows(&du, &[k, hd], b);
+                let dq = l.backward(mem, w, &parts[0], dmem);
+                let mut top = std::mem::take(&mut parts[1]);
+                add_into(&mut top, &dq);
+                OutputGrad {
+                    top,
+                    ..Default::default()
+                }
+            }
+        })
+    }
+
+    /// Backward of [`Attention::rnn_input`]: ∂L/∂x `dx` and the [`OutputGrad`] of the same step;
+    /// adds into parameter and memory gradients. Returns ∂L/∂e `[B, E]`, ∂L/∂top (the previous
+    /// top state; empty when zero) and ∂L/∂feed (Luong; else empty).
+    #[allow(clippy::type_complexity)]
+    pub fn rnn_input_backward(
+        &mut self,
+        w: &AttnWork,
+        mem: &Memory,
+        (hd, emb): (usize, usize),
+        dx: Vec<f32>,
+        after: OutputGrad,
+        dmem: &mut MemoryGrad,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (b, k) = (mem.rows(), mem.key_dim);
+        Ok(match self {
+            Attention::None => (dx, Vec::new(), Vec::new()),
+            Attention::Bahdanau(a) => {
+                let parts = split_rows(&dx, &[emb, k], b);
+                let (mut de, mut dctx) = (after.emb, after.context);
+                add_into(&mut de, &parts[0]);
+                add_into(&mut dctx, &parts[1]);
+                let dq = a.backward(mem, w, &dctx, dmem)?;
+                (de, dq, Vec::new())
+            }
+            Attention::Luong(_) => {
+                let mut parts = split_rows(&dx, &[emb, hd], b);
+                let de = std::mem::take(&mut parts[0]);
+                (de, Vec::new(), std::mem::take(&mut parts[1]))
+            }
+        })
+    }
+
+    /// Calls `f` on every parameter, in [`Module::params`] order, without allocating.
+    pub fn for_each_param(&self, f: &mut impl FnMut(&Param)) {
+        let mut lin = |l: &Linear| {
+            f(&l.weight);
+            l.bias.iter().for_each(&mut *f);
+        };
+        match self {
+            Attention::None => {}
+            Attention::Bahdanau(a) => {
+                lin(&a.w_query);
+                lin(&a.w_key);
+                lin(&a.v);
+            }
+            Attention::Luong(l) => {
+                l.w_key.iter().for_each(&mut lin);
+                lin(&l.w_combine);
+            }
+        }
+    }
+
     /// The step-independent projection `W_key h` (`keys` `[B·S, K]`), or empty.
     pub fn project_keys(&self, keys: &[f32], rows: usize) -> Result<(Vec<f32>, usize)> {
         let w = match self {
@@ -372,14 +692,36 @@ impl Attention {
             _ => return Ok(()),
         };
         let dkeys = w.backward(
-            &rows_tensor(keys.to_vec(), rows),
-            &rows_tensor(std::mem::take(&mut dmem.proj), rows),
+            &rows_tensor(keys.to_vec(), rows)?,
+            &rows_tensor(std::mem::take(&mut dmem.proj), rows)?,
         )?;
         for (g, d) in dmem.keys.iter_mut().zip(dkeys.data()) {
             *g += d;
         }
         Ok(())
     }
+}
+
+/// Splits rows of `x` into blocks of the given widths.
+fn split_rows(x: &[f32], widths: &[usize], rows: usize) -> Vec<Vec<f32>> {
+    let total: usize = widths.iter().sum();
+    let mut outs: Vec<Vec<f32>> = widths
+        .iter()
+        .map(|w| Vec::with_capacity(rows * w))
+        .collect();
+    for r in 0..rows {
+        let mut off = r * total;
+        for (o, &w) in outs.iter_mut().zip(widths) {
+            o.extend_from_slice(&x[off..off + w]);
+            off += w;
+        }
+    }
+    outs
+}
+
+/// `dst += src`, elementwise.
+pub(crate) fn add_into(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(a, b)| *a += b);
 }
 
 impl Module for Attention {

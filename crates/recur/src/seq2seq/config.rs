@@ -2,19 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::vocab;
 use crate::error::{Error, Result};
 use crate::nn::RnnMode;
 
-// The special ids are defined once, by the vocabulary (`data::vocab`); these are typed copies.
-/// Padding id (see [`crate::data::vocab::PAD`]).
-pub const PAD: usize = vocab::PAD as usize;
-/// Beginning of sequence: the decoder's first input.
-pub const BOS: usize = vocab::BOS as usize;
-/// End of sequence.
-pub const EOS: usize = vocab::EOS as usize;
-/// Unknown symbol.
-pub const UNK: usize = vocab::UNK as usize;
+// The special ids are defined once, by the vocabulary.
+pub use crate::data::vocab::{TokenId, BOS, EOS, PAD, UNK};
 
 /// The decoder's attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +94,7 @@ impl Seq2SeqConfig {
                 return Err(Error::arg(op, name, "> 0", 0));
             }
         }
-        if self.src_vocab <= UNK || self.tgt_vocab <= UNK {
+        if self.src_vocab <= UNK as usize || self.tgt_vocab <= UNK as usize {
             return Err(Error::arg(
                 op,
                 "vocab",

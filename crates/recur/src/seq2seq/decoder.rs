@@ -1,4 +1,5 @@
-//! Decoder: one [`Decoder::step`] serves teacher forcing, greedy decoding and beam search.
+//! Decoder: one step serves teacher forcing, greedy decoding and beam search
+//! ([`Decoder::step_infer`] and [`Decoder::step_train`] run the same private `run_step`).
 //!
 //! One step, previous token y (B) → logits (B, V); s = recurrent state (L, B, Hd), top = s[L-1]:
 //! ```text
@@ -10,62 +11,95 @@
 //!             z = feed' = tanh(W_combine cat(c, s'_top))                        (B, Hd)
 //!   logits = out(dropout(z))                                                    (B, V)
 //! ```
+//! What depends on the attention kind lives in [`Attention`] ([`Attention::rnn_input`] before
+//! the recurrence, [`Attention::output_input`] after it, and their backward).
 
-use super::attention::{rows_tensor, Attended, Attention, Bahdanau, Luong, Memory, MemoryGrad};
-use super::config::{AttentionKind, Seq2SeqConfig, PAD};
-use crate::error::Result;
+use super::attention::{add_into, zeroed, Attention, AttnWork, Memory, MemoryGrad};
+use super::config::{Seq2SeqConfig, TokenId, PAD};
+use crate::error::{Error, Result};
 use crate::gemm::PackedB;
-use crate::kernels::tanh;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{mix_version, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
-use crate::nn::{Rnn, RnnCache, RnnConfig, RnnPacked, RnnState};
+use crate::nn::{
+    Rnn, RnnCache, RnnConfig, RnnDeferred, RnnPacked, RnnScratch, RnnState, StepInput,
+};
 use crate::tensor::Tensor;
 
-/// The decoder's running state.
-#[derive(Clone, Debug)]
+/// The decoder's running state, flat: rows B, layers L, hidden Hd.
+#[derive(Clone, Debug, Default)]
 pub struct DecoderState {
-    /// Recurrent state (L, B, Hd).
-    pub rnn: RnnState,
+    /// Recurrent state h (L, B, Hd).
+    pub h: Vec<f32>,
+    /// LSTM cell state c (L, B, Hd); empty for GRU and RNN.
+    pub c: Vec<f32>,
     /// Luong input feeding: the previous attentional vector (B, Hd); empty otherwise.
     pub feed: Vec<f32>,
+    rows: usize,
+    layers: usize,
 }
 
 impl DecoderState {
     /// Rows B.
     pub fn rows(&self) -> usize {
-        self.rnn.h.dim(1)
+        self.rows
     }
 
-    /// Keeps rows `keep[i]` in that order (rows may repeat).
-    pub fn select(&self, keep: &[usize]) -> DecoderState {
-        let pick = |t: &Tensor| {
-            let (l, b, w) = (t.dim(0), t.dim(1), t.dim(2));
-            let mut out = Tensor::zeros(&[l, keep.len(), w]);
-            for layer in 0..l {
-                for (i, &r) in keep.iter().enumerate() {
-                    out.data_mut()[(layer * keep.len() + i) * w..][..w]
-                        .copy_from_slice(&t.data()[(layer * b + r) * w..][..w]);
+    /// The recurrent state as tensors (L, B, Hd).
+    pub fn rnn_state(&self) -> Result<RnnState> {
+        let shape = [
+            self.layers,
+            self.rows,
+            self.h.len() / (self.layers * self.rows).max(1),
+        ];
+        Ok(RnnState {
+            h: Tensor::from_vec(&shape, self.h.clone())?,
+            c: match self.c.is_empty() {
+                true => None,
+                false => Some(Tensor::from_vec(&shape, self.c.clone())?),
+            },
+        })
+    }
+
+    /// The top layer's rows of h (B, Hd).
+    pub fn top(&self) -> &[f32] {
+        let per = self.h.len() / self.layers.max(1);
+        &self.h[self.h.len() - per..]
+    }
+
+    /// Sets `self` to rows `keep[i]` of `src`, in that order (rows may repeat), reusing
+    /// `self`'s buffers (no allocation once they have grown).
+    pub fn gather_from(&mut self, src: &DecoderState, keep: &[usize]) -> Result<()> {
+        if let Some(&bad) = keep.iter().find(|&&r| r >= src.rows) {
+            let want = format!("rows < {}", src.rows);
+            return Err(Error::arg("DecoderState.select", "keep", want, bad));
+        }
+        let (l, b, n) = (src.layers, src.rows, keep.len());
+        let pick = |dst: &mut Vec<f32>, from: &[f32], layers: usize| {
+            dst.clear();
+            if from.is_empty() || b == 0 {
+                return;
+            }
+            let w = from.len() / (layers * b);
+            for layer in 0..layers {
+                for &r in keep {
+                    dst.extend_from_slice(&from[(layer * b + r) * w..][..w]);
                 }
             }
-            out
         };
-        let w = if self.rows() == 0 {
-            0
-        } else {
-            self.feed.len() / self.rows()
-        };
-        DecoderState {
-            rnn: RnnState {
-                h: pick(&self.rnn.h),
-                c: self.rnn.c.as_ref().map(pick),
-            },
-            feed: keep
-                .iter()
-                .flat_map(|&r| self.feed[r * w..][..w].iter().copied())
-                .collect(),
-        }
+        pick(&mut self.h, &src.h, l);
+        pick(&mut self.c, &src.c, l);
+        pick(&mut self.feed, &src.feed, 1);
+        (self.rows, self.layers) = (n, l);
+        Ok(())
+    }
+
+    /// Keeps rows `keep[i]` in that order (rows may repeat); allocates a new state.
+    pub fn select(&self, keep: &[usize]) -> Result<DecoderState> {
+        let mut out = DecoderState::default();
+        out.gather_from(self, keep)?;
+        Ok(out)
     }
 }
 
@@ -83,42 +117,81 @@ pub struct StateGrad {
 impl StateGrad {
     /// Zeros shaped like `s`.
     pub fn zeros(s: &DecoderState) -> Self {
+        let shape = [s.layers, s.rows, s.h.len() / (s.layers * s.rows).max(1)];
         StateGrad {
-            h: Tensor::zeros(s.rnn.h.shape()),
-            c: s.rnn.c.as_ref().map(|c| Tensor::zeros(c.shape())),
+            h: Tensor::zeros(&shape),
+            c: (!s.c.is_empty()).then(|| Tensor::zeros(&shape)),
             feed: vec![0.0; s.feed.len()],
         }
     }
 }
 
-/// What one step keeps for its backward.
-#[derive(Clone, Debug)]
-pub struct StepCache {
-    prev: Vec<i64>,
-    emb_mask: Option<Vec<f32>>,
-    /// Bahdanau: the query (previous top state); Luong: the new top state.
-    query: Vec<f32>,
-    att: Option<Attended>,
-    rnn: RnnCache,
-    /// Luong: cat(c, s'_top) and feed' = tanh(W_combine ·).
-    combine_in: Vec<f32>,
-    feed_out: Vec<f32>,
-    /// The output layer's input after dropout, and the dropout mask.
+/// Reusable buffers of a decoder step: everything a step writes except the state, sized on first
+/// use. One per decode, reused across steps (and across decodes).
+#[derive(Clone, Debug, Default)]
+pub struct StepWork {
+    ids: Vec<usize>,
+    /// The embedded previous tokens (B, E), after dropout.
+    e: Vec<f32>,
+    /// The recurrence's input.
+    x: Vec<f32>,
+    /// The output layer's input (B, ·), after dropout.
     z: Vec<f32>,
-    out_mask: Option<Vec<f32>>,
+    /// Logits (B, V).
+    logits: Vec<f32>,
+    att: AttnWork,
+    rnn: RnnScratch,
 }
 
-/// The decoder's weights packed once for decoding by [`Decoder::pack`]: every weight a step
-/// multiplies by, so that no step re-packs one. Stale once the parameters change.
+/// What one step returns: logits and attention weights, borrowed from the [`StepWork`].
+#[derive(Clone, Copy, Debug)]
+pub struct StepOutput<'w> {
+    /// Logits (B, V).
+    pub logits: &'w [f32],
+    /// Attention weights (B, S); empty without attention.
+    pub attention: &'w [f32],
+}
+
+/// What one training step keeps for its backward.
+#[derive(Clone, Debug)]
+pub struct StepCache {
+    prev: Vec<TokenId>,
+    emb_mask: Option<Vec<f32>>,
+    out_mask: Option<Vec<f32>>,
+    work: StepWork,
+    rnn: RnnCache,
+}
+
+/// One training step's results ([`Decoder::step_train`]).
+#[derive(Clone, Debug)]
+pub struct TrainStep {
+    /// Logits (B, V).
+    pub logits: Vec<f32>,
+    /// The state after the step.
+    pub next: DecoderState,
+    /// For [`Decoder::step_backward`].
+    pub cache: StepCache,
+}
+
+/// The decoder's weights packed once by [`Decoder::pack`] (decoding) or
+/// [`Decoder::pack_for_training`]: every weight a step multiplies by, so that no step re-packs
+/// one. Records the parameter versions it was packed from: a step with weights packed before a
+/// parameter update is an error.
 #[derive(Clone, Debug)]
 pub struct DecoderPacked {
     /// The recurrent layers; without attention the embedding is folded into the first layer's
     /// input projection ([`Rnn::pack_embedded`]), as its input is the embedding alone.
     rnn: RnnPacked,
-    /// Bahdanau `W_query` or Luong `W_combine` (none without attention).
+    /// Whether `rnn` holds the embedding tables (inference without attention).
+    embedded: bool,
+    /// Packed for backward too.
+    training: bool,
+    /// From [`Attention::pack`].
     attention: Option<PackedB>,
     /// The output layer `out`.
     out: PackedB,
+    /// [`Decoder::stamp`] when packed.
+    stamp: u64,
 }
 
 /// The decoder.
@@ -137,76 +210,20 @@ pub struct Decoder {
     emb_dim: usize,
 }
 
-/// Concatenates row-wise blocks: rows of widths `w[i]` from `parts[i]`.
-fn cat_rows(parts: &[(&[f32], usize)], rows: usize) -> Vec<f32> {
-    let total: usize = parts.iter().map(|p| p.1).sum();
-    let mut out = Vec::with_capacity(rows * total);
-    for r in 0..rows {
-        for (p, w) in parts {
-            out.extend_from_slice(&p[r * w..][..*w]);
-        }
-    }
-    out
-}
-
-/// Splits rows of `x` into blocks of the given widths.
-fn split_rows(x: &[f32], widths: &[usize], rows: usize) -> Vec<Vec<f32>> {
-    let total: usize = widths.iter().sum();
-    let mut outs: Vec<Vec<f32>> = widths
-        .iter()
-        .map(|w| Vec::with_capacity(rows * w))
-        .collect();
-    for r in 0..rows {
-        let mut off = r * total;
-        for (o, &w) in outs.iter_mut().zip(widths) {
-            o.extend_from_slice(&x[off..off + w]);
-            off += w;
-        }
-    }
-    outs
-}
-
-fn add_into(dst: &mut [f32], src: &[f32]) {
-    dst.iter_mut().zip(src).for_each(|(a, b)| *a += b);
-}
-
-/// The top layer's rows of a (L, B, W) state.
-fn top(t: &Tensor) -> &[f32] {
-    let per = t.dim(1) * t.dim(2);
-    &t.data()[(t.dim(0) - 1) * per..]
-}
-
 impl Decoder {
     /// Builds the decoder of `cfg` (hidden Hd = D·H, keys K = D·H).
     pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
         let (hd, e) = (cfg.decoder_hidden(), cfg.emb_dim);
-        let mut embedding = Embedding::new(cfg.tgt_vocab, e, Some(PAD), rng)?;
+        let mut embedding = Embedding::new(cfg.tgt_vocab, e, Some(PAD as usize), rng)?;
         embedding.prefix_names("decoder.embedding.");
-        let (mut attention, rnn_in, out_in) = match cfg.attention {
-            AttentionKind::None => (Attention::None, e, hd),
-            AttentionKind::Bahdanau => (
-                Attention::Bahdanau(Bahdanau::new(hd, hd, cfg.attn_dim, rng)?),
-                e + hd,
-                hd + hd + e,
-            ),
-            AttentionKind::LuongDot | AttentionKind::LuongGeneral => (
-                Attention::Luong(Luong::new(
-                    hd,
-                    cfg.attention == AttentionKind::LuongGeneral,
-                    rng,
-                )?),
-                e + hd,
-                hd,
-            ),
-        };
-        attention.prefix_names("decoder.attention.");
-        let mut rc = RnnConfig::lstm(rnn_in, hd)
+        let attention = Attention::new(cfg.attention, hd, cfg.attn_dim, rng)?;
+        let mut rc = RnnConfig::lstm(attention.rnn_input_size(e, hd), hd)
             .num_layers(cfg.layers)
             .dropout(cfg.dropout);
         rc.mode = cfg.cell;
         let mut rnn = rc.build(rng)?;
         rnn.prefix_names("decoder.rnn.");
-        let mut out = Linear::new(out_in, cfg.tgt_vocab, true, rng);
+        let mut out = Linear::new(attention.output_input_size(e, hd), cfg.tgt_vocab, true, rng);
         out.prefix_names("decoder.out.");
         Ok(Decoder {
             embedding,
@@ -221,248 +238,302 @@ impl Decoder {
 
     /// The initial state from the bridged encoder state.
     pub fn initial_state(&self, rnn: RnnState) -> DecoderState {
-        let feed = match self.attention {
-            Attention::Luong(_) => vec![0.0; rnn.h.dim(1) * self.hidden],
-            _ => Vec::new(),
+        let (layers, rows) = (rnn.h.dim(0), rnn.h.dim(1));
+        let feed = match self.attention.feeds() {
+            true => vec![0.0; rows * self.hidden],
+            false => Vec::new(),
         };
-        DecoderState { rnn, feed }
+        DecoderState {
+            h: rnn.h.into_vec(),
+            c: rnn.c.map(Tensor::into_vec).unwrap_or_default(),
+            feed,
+            rows,
+            layers,
+        }
     }
 
-    /// Every weight a step multiplies by, packed once for a whole decode (see [`Decoder::step`]).
-    pub fn pack(&self) -> DecoderPacked {
-        let rnn = match self.attention {
-            Attention::None => self
-                .rnn
-                .pack_embedded(&self.embedding.weight.value)
-                .expect("the decoder's embedding width is its RNN's input size"),
-            _ => self.rnn.pack(),
+    /// A fingerprint of the versions of every parameter ([`Param::version`]); changes whenever
+    /// one of them is updated. Allocates nothing.
+    pub fn stamp(&self) -> u64 {
+        let mut s = 0u64;
+        let mut add = |p: &Param| s = mix_version(s, p);
+        add(&self.embedding.weight);
+        self.attention.for_each_param(&mut add);
+        self.rnn.for_each_param(&mut add);
+        add(&self.out.weight);
+        if let Some(b) = &self.out.bias {
+            add(b);
+        }
+        s
+    }
+
+    /// Every weight a decoding step multiplies by, packed once for a whole decode.
+    pub fn pack(&self) -> Result<DecoderPacked> {
+        let embedded = self.attention.reads_embedding_only();
+        let rnn = match embedded {
+            true => self.rnn.pack_embedded(&self.embedding.weight.value)?,
+            false => self.rnn.pack(),
         };
-        self.pack_with(rnn)
+        Ok(self.pack_with(rnn, embedded, false))
     }
 
     /// Every weight a training step multiplies by, forward and backward, packed once for the
-    /// steps of a batch ([`Decoder::step`] with `rng`, then [`Decoder::step_backward`]).
+    /// steps of a batch ([`Decoder::step_train`], then [`Decoder::step_backward`]).
     pub fn pack_for_training(&self) -> DecoderPacked {
-        self.pack_with(self.rnn.pack_for_training())
+        self.pack_with(self.rnn.pack_for_training(), false, true)
     }
 
-    /// The attention and output weights packed, beside the recurrent layers' `rnn`.
-    fn pack_with(&self, rnn: RnnPacked) -> DecoderPacked {
+    fn pack_with(&self, rnn: RnnPacked, embedded: bool, training: bool) -> DecoderPacked {
         DecoderPacked {
             rnn,
-            attention: match &self.attention {
-                Attention::None => None,
-                Attention::Bahdanau(a) => Some(a.w_query.pack()),
-                Attention::Luong(l) => Some(l.w_combine.pack()),
-            },
+            embedded,
+            training,
+            attention: self.attention.pack(),
             out: self.out.pack(),
+            stamp: self.stamp(),
         }
     }
 
-    /// One step from previous tokens `prev` (B): logits (B, V), attention weights (B, S) (empty
-    /// without attention) and the next state; with `rng`, trains and returns the cache.
-    /// `packed`: the weights from [`Decoder::pack`] (decoding) or [`Decoder::pack_for_training`]
-    /// (training), to skip re-packing them at every step (the same results, bit for bit).
-    pub fn step(
+    /// Checks that `packed` was packed from the current parameters (and for training if needed).
+    pub fn check_packed(&self, packed: &DecoderPacked, training: bool) -> Result<()> {
+        const OP: &str = "Decoder.step";
+        if packed.stamp != self.stamp() {
+            return Err(Error::arg(
+                OP,
+                "packed",
+                "weights packed from the current parameters",
+                "stale weights (packed before a parameter update; pack again)",
+            ));
+        }
+        if training && !packed.training {
+            let got = "weights from Decoder::pack";
+            return Err(Error::arg(OP, "packed", "Decoder::pack_for_training", got));
+        }
+        Ok(())
+    }
+
+    /// One decoding step from previous tokens `prev` (B): advances `state` in place and returns
+    /// the logits and attention weights, held by `work` (reused across steps: once its buffers
+    /// have grown, a step allocates nothing). `packed`: from [`Decoder::pack`].
+    pub fn step_infer<'w>(
         &self,
-        prev: &[i64],
+        packed: &DecoderPacked,
+        prev: &[TokenId],
+        state: &mut DecoderState,
+        mem: &Memory,
+        work: &'w mut StepWork,
+    ) -> Result<StepOutput<'w>> {
+        self.check_packed(packed, false)?;
+        self.run_step(packed, prev, state, mem, work, None)?;
+        let attention: &[f32] = match self.attention.reads_embedding_only() {
+            true => &[],
+            false => &work.att.weights,
+        };
+        Ok(StepOutput {
+            logits: &work.logits,
+            attention,
+        })
+    }
+
+    /// One training step (dropout from `rng`): the logits, the next state and what
+    /// [`Decoder::step_backward`] needs. `packed`: from [`Decoder::pack_for_training`].
+    pub fn step_train(
+        &self,
+        packed: &DecoderPacked,
+        prev: &[TokenId],
         state: &DecoderState,
         mem: &Memory,
-        mut rng: Option<&mut Rng64>,
-        packed: Option<&DecoderPacked>,
-    ) -> Result<(Tensor, Vec<f32>, DecoderState, Option<StepCache>)> {
-        let (b, hd) = (prev.len(), self.hidden);
-        let train = rng.is_some();
-        let attn_w = packed.and_then(|p| p.attention.as_ref());
-        if let (Attention::None, Some(p), false) = (&self.attention, packed, train) {
-            // The embedding is folded into the packed first layer: look the tokens up.
-            let o = self
-                .rnn
-                .forward_tokens_packed(&p.rnn, prev, (1, b), None, Some(&state.rnn))?;
-            let mut logits = Tensor::zeros(&[b, self.out.out_features()]); // (B, V)
-            let z = o.output.data(); // (B, Hd)
-            self.out
-                .forward_rows_with(Some(&p.out), z, b, logits.data_mut())?;
-            let next = DecoderState {
-                rnn: RnnState { h: o.h_n, c: o.c_n },
-                feed: Vec::new(), // input feeding is Luong's only
-            };
-            return Ok((logits, Vec::new(), next, None));
-        }
-        let mut e = self.embedding.forward(prev, &[b])?.into_vec(); // (B, E)
-        let emb_mask = rng
-            .as_deref_mut()
-            .and_then(|r| self.dropout.forward_inplace(&mut e, true, r));
-        // Attention before the recurrence (Bahdanau) or the input-feeding vector (Luong).
-        let (att_pre, x) = match &self.attention {
-            Attention::None => (None, e.clone()),
-            Attention::Bahdanau(a) => {
-                let att = a.attend(top(&state.rnn.h), mem, attn_w)?; // context (B, K)
-                let x = cat_rows(&[(&e, self.emb_dim), (&att.context, mem.key_dim)], b); // (B, E+K)
-                (Some(att), x)
-            }
-            Attention::Luong(_) => (None, cat_rows(&[(&e, self.emb_dim), (&state.feed, hd)], b)),
-        };
-        let x = Tensor::from_vec(&[1, b, x.len() / b.max(1)], x)?; // (1, B, E+K or E or E+Hd)
-        let (o, rnn_cache) = match rng.as_deref_mut() {
-            Some(r) => {
-                let p = packed.map(|p| &p.rnn);
-                let (o, c) = self
-                    .rnn
-                    .forward_train_with(p, &x, None, Some(&state.rnn), r)?;
-                (o, Some(c))
-            }
-            None => match packed {
-                Some(p) => (
-                    self.rnn
-                        .forward_packed(&p.rnn, &x, None, Some(&state.rnn))?,
-                    None,
-                ),
-                None => (self.rnn.forward(&x, None, Some(&state.rnn))?, None),
+        rng: &mut Rng64,
+    ) -> Result<TrainStep> {
+        self.check_packed(packed, true)?;
+        let mut next = state.clone();
+        let mut work = StepWork::default();
+        let (emb_mask, out_mask, rnn) =
+            self.run_step(packed, prev, &mut next, mem, &mut work, Some(rng))?;
+        let logits = std::mem::take(&mut work.logits);
+        let rnn = rnn.ok_or_else(|| Error::arg("Decoder.step_train", "cache", "kept", "none"))?;
+        Ok(TrainStep {
+            logits,
+            next,
+            cache: StepCache {
+                prev: prev.to_vec(),
+                emb_mask,
+                out_mask,
+                work,
+                rnn,
             },
-        };
-        let s_top = o.output.into_vec(); // (B, Hd)
-        let next_rnn = RnnState { h: o.h_n, c: o.c_n };
-        // Bahdanau's query for backward: the previous top state (B, Hd).
-        let query = match &self.attention {
-            Attention::Bahdanau(_) if train => top(&state.rnn.h).to_vec(),
-            _ => Vec::new(),
-        };
-        let (mut z, query, att, combine_in, feed_out) = match &self.attention {
-            Attention::None => (s_top, query, None, Vec::new(), Vec::new()),
-            Attention::Bahdanau(_) => {
-                let att = att_pre.expect("attended before the step");
-                let z = cat_rows(
-                    &[
-                        (&s_top, hd),
-                        (&att.context, mem.key_dim),
-                        (&e, self.emb_dim),
-                    ],
-                    b,
-                );
-                (z, query, Some(att), Vec::new(), Vec::new())
-            }
-            Attention::Luong(l) => {
-                let att = l.attend(&s_top, mem)?;
-                let u = cat_rows(&[(&att.context, mem.key_dim), (&s_top, hd)], b); // (B, K+Hd)
-                let mut f = vec![0.0f32; b * hd]; // (B, Hd)
-                l.w_combine.forward_rows_with(attn_w, &u, b, &mut f)?;
-                f.iter_mut().for_each(|v| *v = tanh(*v));
-                (f.clone(), s_top, Some(att), u, f)
-            }
-        };
-        let attn_weights = att.as_ref().map(|a| a.weights.clone()).unwrap_or_default();
-        let next = DecoderState {
-            rnn: next_rnn,
-            feed: feed_out.clone(),
-        };
-        let out_mask = rng.and_then(|r| self.dropout.forward_inplace(&mut z, true, r));
-        let mut logits = Tensor::zeros(&[b, self.out.out_features()]); // (B, V)
-        self.out
-            .forward_rows_with(packed.map(|p| &p.out), &z, b, logits.data_mut())?;
-        let cache = rnn_cache.map(|rnn| StepCache {
-            prev: prev.to_vec(),
-            emb_mask,
-            query,
-            att,
-            rnn,
-            combine_in,
-            feed_out,
-            z,
-            out_mask,
-        });
-        Ok((logits, attn_weights, next, cache))
+        })
     }
 
-    /// Backward of one step: ∂L/∂logits (B, V) and the gradient of the next state in; adds
-    /// into parameter and memory gradients; returns the gradient of the previous state.
-    /// `packed`: the weights from [`Decoder::pack_for_training`] (same bits as without).
+    /// The step shared by decoding and training (`rng`): writes logits into `work`, advances
+    /// `state`; in training returns the dropout masks and the recurrence's cache.
+    #[allow(clippy::type_complexity)]
+    fn run_step(
+        &self,
+        packed: &DecoderPacked,
+        prev: &[TokenId],
+        state: &mut DecoderState,
+        mem: &Memory,
+        w: &mut StepWork,
+        mut rng: Option<&mut Rng64>,
+    ) -> Result<(Option<Vec<f32>>, Option<Vec<f32>>, Option<RnnCache>)> {
+        let (b, hd, emb) = (prev.len(), self.hidden, self.emb_dim);
+        if state.rows != b || mem.rows() != b {
+            return Err(Error::shape(
+                "Decoder.step",
+                format!("{b} state and memory rows (one per previous token)"),
+                format!("{} and {}", state.rows, mem.rows()),
+            ));
+        }
+        let v = self.out.out_features();
+        let (mut emb_mask, mut rnn_cache) = (None, None);
+        if packed.embedded {
+            // The embedding is folded into the packed first layer: look the tokens up.
+            let (h, c) = (&mut state.h, &mut state.c);
+            let input = StepInput::Tokens(prev);
+            self.rnn
+                .step_packed(&packed.rnn, input, b, h, c, &mut w.rnn)?;
+        } else {
+            w.ids.clear();
+            w.ids.extend(prev.iter().map(|&t| t as usize));
+            let e = zeroed(&mut w.e, b * emb);
+            self.embedding.forward_ids(&w.ids, e)?; // (B, E)
+            if let Some(r) = rng.as_deref_mut() {
+                emb_mask = self.dropout.forward_inplace(&mut w.e, true, r);
+            }
+            // Before the recurrence: attention (Bahdanau) or the input-feeding vector (Luong).
+            let (att, train) = (packed.attention.as_ref(), rng.is_some());
+            let (top, feed) = (state.top(), &state.feed);
+            let e = (&w.e[..], emb);
+            self.attention
+                .rnn_input(att, e, top, feed, mem, &mut w.att, &mut w.x, train)?;
+            match rng.as_deref_mut() {
+                None => {
+                    let (h, c) = (&mut state.h, &mut state.c);
+                    let input = StepInput::Features(&w.x);
+                    self.rnn
+                        .step_packed(&packed.rnn, input, b, h, c, &mut w.rnn)?;
+                }
+                Some(r) => {
+                    let x = Tensor::from_vec(&[1, b, w.x.len() / b.max(1)], w.x.clone())?;
+                    let s0 = state.rnn_state()?;
+                    let p = Some(&packed.rnn);
+                    let (o, cache) = self.rnn.forward_train_with(p, &x, None, Some(&s0), r)?;
+                    state.h = o.h_n.into_vec();
+                    state.c = o.c_n.map(Tensor::into_vec).unwrap_or_default();
+                    rnn_cache = Some(cache);
+                }
+            }
+        }
+        // After the recurrence: the output layer's input (Luong attends here).
+        let e = (&w.e[..], emb);
+        let att = packed.attention.as_ref();
+        self.attention
+            .output_input(att, state.top(), e, mem, &mut w.att, &mut w.z)?;
+        if self.attention.feeds() {
+            state.feed.clear();
+            state.feed.extend_from_slice(&w.att.feed_out);
+        }
+        debug_assert_eq!(w.z.len(), b * self.attention.output_input_size(emb, hd));
+        let out_mask = match rng {
+            Some(r) => self.dropout.forward_inplace(&mut w.z, true, r),
+            None => None,
+        };
+        let logits = zeroed(&mut w.logits, b * v); // (B, V)
+        self.out
+            .forward_rows_with(Some(&packed.out), &w.z, b, logits)?;
+        Ok((emb_mask, out_mask, rnn_cache))
+    }
+
+    /// Backward of the output layer `logits = out(z)` of every step at once: `caches` in step
+    /// order and their ∂L/∂logits `dlogits` (T·B, V) in the same order. One GEMM over all steps
+    /// adds the weight gradient, one gives ∂L/∂z (T·B, Z) for [`Decoder::step_backward`] (its
+    /// rows are those of a per-step product: the GEMM is row-invariant).
+    pub fn output_backward(&mut self, caches: &[StepCache], dlogits: &[f32]) -> Result<Vec<f32>> {
+        let zw = self.out.in_features();
+        let rows: usize = caches.iter().map(|c| c.prev.len()).sum();
+        let mut z = Vec::with_capacity(rows * zw);
+        for c in caches {
+            z.extend_from_slice(&c.work.z);
+        }
+        let mut dz = vec![0.0f32; rows * zw];
+        self.out.backward_rows(&z, dlogits, rows, Some(&mut dz))?;
+        Ok(dz)
+    }
+
+    /// Backward of one step but its output layer ([`Decoder::output_backward`]): ∂L/∂z
+    /// (B, Z) and the gradient of the next state in; adds into parameter and memory gradients,
+    /// but sets the recurrence's weight-gradient products aside in `deferred` (one GEMM per
+    /// weight over all steps: [`Decoder::flush_deferred`] after the last step); returns the
+    /// gradient of the previous state. `packed`: from [`Decoder::pack_for_training`].
+    #[allow(clippy::too_many_arguments)]
     pub fn step_backward(
         &mut self,
-        packed: Option<&DecoderPacked>,
+        packed: &DecoderPacked,
         cache: &StepCache,
         mem: &Memory,
-        dlogits: &Tensor,
+        dz: &[f32],
         dnext: &StateGrad,
         dmem: &mut MemoryGrad,
+        deferred: &mut RnnDeferred,
     ) -> Result<StateGrad> {
-        let (b, hd, e, k) = (cache.prev.len(), self.hidden, self.emb_dim, mem.key_dim);
-        let mut dz = self
-            .out
-            .backward(&rows_tensor(cache.z.clone(), b), dlogits)?
-            .into_vec();
+        self.check_packed(packed, true)?;
+        let (b, hd, e) = (cache.prev.len(), self.hidden, self.emb_dim);
+        let w = &cache.work;
+        if dz.len() != w.z.len() {
+            let want = format!("{} values (rows x output-layer inputs)", w.z.len());
+            return Err(Error::shape(
+                "Decoder.step_backward",
+                want,
+                dz.len().to_string(),
+            ));
+        }
+        let mut dz = dz.to_vec();
         if let Some(m) = &cache.out_mask {
             apply_mask(&mut dz, m);
         }
-        let (mut ds_top, mut dctx, mut de) = (
-            vec![0.0f32; b * hd],
-            vec![0.0f32; b * k],
-            vec![0.0f32; b * e],
-        );
-        match &mut self.attention {
-            Attention::None => ds_top = dz,
-            Attention::Bahdanau(_) => {
-                let parts = split_rows(&dz, &[hd, k, e], b);
-                ds_top.copy_from_slice(&parts[0]);
-                dctx.copy_from_slice(&parts[1]);
-                de.copy_from_slice(&parts[2]);
-            }
-            Attention::Luong(l) => {
-                // feed' = tanh(W_combine u): its gradient comes from the logits and the next step.
-                let mut dpre = dz;
-                add_into(&mut dpre, &dnext.feed);
-                dpre.iter_mut()
-                    .zip(&cache.feed_out)
-                    .for_each(|(d, f)| *d *= 1.0 - f * f);
-                let du = l
-                    .w_combine
-                    .backward(
-                        &rows_tensor(cache.combine_in.clone(), b),
-                        &rows_tensor(dpre, b),
-                    )?
-                    .into_vec();
-                let parts = split_rows(&du, &[k, hd], b);
-                let att = cache.att.as_ref().expect("luong step attends");
-                let dq = l.backward(&cache.query, mem, att, &parts[0], dmem);
-                ds_top.copy_from_slice(&parts[1]);
-                add_into(&mut ds_top, &dq);
-            }
-        }
-        let dy = Tensor::from_vec(&[1, b, hd], ds_top)?;
-        let p = packed.map(|p| &p.rnn);
-        let g =
-            self.rnn
-                .backward_with(p, &cache.rnn, Some(&dy), Some(&dnext.h), dnext.c.as_ref())?;
+        let mut after =
+            self.attention
+                .output_backward(&w.att, mem, (hd, e), dz, &dnext.feed, dmem)?;
+        let dy = Tensor::from_vec(&[1, b, hd], std::mem::take(&mut after.top))?;
+        let p = Some(&packed.rnn);
+        let upstream = (Some(&dy), Some(&dnext.h), dnext.c.as_ref());
+        let g = self
+            .rnn
+            .backward_deferred(p, &cache.rnn, upstream, deferred)?;
         let mut dprev = StateGrad {
             h: g.h0,
             c: g.c0,
             feed: Vec::new(),
         };
-        let dx = g.input.into_vec();
-        match &mut self.attention {
-            Attention::None => de = dx,
-            Attention::Bahdanau(a) => {
-                let parts = split_rows(&dx, &[e, k], b);
-                add_into(&mut de, &parts[0]);
-                add_into(&mut dctx, &parts[1]);
-                let att = cache.att.as_ref().expect("bahdanau step attends");
-                let dq = a.backward(&cache.query, mem, att, &dctx, dmem)?;
-                let per = b * hd;
-                let layers = dprev.h.dim(0);
-                add_into(&mut dprev.h.data_mut()[(layers - 1) * per..], &dq);
-            }
-            Attention::Luong(_) => {
-                let mut parts = split_rows(&dx, &[e, hd], b);
-                de = std::mem::take(&mut parts[0]);
-                dprev.feed = std::mem::take(&mut parts[1]);
-            }
+        let (mut de, dtop, dfeed) = self.attention.rnn_input_backward(
+            &w.att,
+            mem,
+            (hd, e),
+            g.input.into_vec(),
+            after,
+            dmem,
+        )?;
+        if !dtop.is_empty() {
+            let per = b * hd;
+            let layers = dprev.h.dim(0);
+            add_into(&mut dprev.h.data_mut()[(layers - 1) * per..], &dtop);
         }
+        dprev.feed = dfeed;
         if let Some(m) = &cache.emb_mask {
             apply_mask(&mut de, m);
         }
+        let prev: Vec<i64> = cache.prev.iter().map(|&t| i64::from(t)).collect();
         self.embedding
-            .backward(&cache.prev, &Tensor::from_vec(&[b, e], de)?)?;
+            .backward(&prev, &Tensor::from_vec(&[b, e], de)?)?;
         Ok(dprev)
+    }
+}
+
+impl Decoder {
+    /// Adds the recurrence's weight gradients set aside by [`Decoder::step_backward`].
+    pub fn flush_deferred(&mut self, deferred: &mut RnnDeferred) {
+        self.rnn.flush_deferred(deferred);
     }
 }
 

@@ -74,7 +74,7 @@ pub fn unbridge(s: &Tensor, directions: usize) -> Tensor {
 impl Encoder {
     /// Builds the encoder of `cfg`.
     pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
-        let mut embedding = Embedding::new(cfg.src_vocab, cfg.emb_dim, Some(PAD), rng)?;
+        let mut embedding = Embedding::new(cfg.src_vocab, cfg.emb_dim, Some(PAD as usize), rng)?;
         embedding.prefix_names("encoder.embedding.");
         let mut rc = RnnConfig::lstm(cfg.emb_dim, cfg.hidden_size)
             .num_layers(cfg.layers)
@@ -94,10 +94,8 @@ impl Encoder {
 
     /// The recurrent weights packed for inference, with the embedding folded into the first
     /// layer's input projection ([`Rnn::pack_embedded`]).
-    pub fn pack(&self) -> RnnPacked {
-        self.rnn
-            .pack_embedded(&self.embedding.weight.value)
-            .expect("the encoder's embedding width is its RNN's input size")
+    pub fn pack(&self) -> Result<RnnPacked> {
+        self.rnn.pack_embedded(&self.embedding.weight.value)
     }
 
     /// Encodes `src` (S, B) with `lengths`: returns the keys (S, B, D·H) and the bridged
@@ -106,12 +104,12 @@ impl Encoder {
     /// re-packing (the same bits; ignored in training).
     pub fn encode(
         &self,
+        packed: Option<&RnnPacked>,
         src: &[i64],
         steps: usize,
         batch: usize,
         lengths: &[usize],
         rng: Option<&mut Rng64>,
-        packed: Option<&RnnPacked>,
     ) -> Result<(Tensor, RnnState, Option<EncoderCache>)> {
         if let (None, Some(p)) = (&rng, packed) {
             let shape = (steps, batch);

@@ -1,16 +1,20 @@
 //! Decoding with a trained model: [`Seq2Seq`] as a [`StepModel`] for greedy and beam search, and
 //! [`translate`], which pads a batch of token-id sequences, encodes them once and decodes them.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::attention::Memory;
-use super::decoder::{DecoderPacked, DecoderState};
+use super::decoder::{DecoderPacked, DecoderState, StepWork};
 use super::model::Seq2SeqPacked;
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
-use super::{Seq2Seq, PAD};
+use super::{Seq2Seq, TokenId, PAD};
 use crate::error::Result;
 
-/// What decoding carries per row: the source's attention memory and the decoder state.
+/// What decoding carries per row (the source's attention memory and the decoder state) and the
+/// buffers every step reuses: after the first steps, a step and a gather allocate nothing. The
+/// buffers also outlive the state: dropped, it leaves them to the next state made on the same
+/// thread, so that decoding batch after batch does not allocate (and fault in) them again.
 #[derive(Clone, Debug)]
 pub struct DecodeState {
     /// Attention memory, one row per hypothesis.
@@ -19,6 +23,51 @@ pub struct DecodeState {
     pub decoder: DecoderState,
     /// The decoder's weights, packed once for every step ([`super::decoder::Decoder::pack`]).
     pub packed: Arc<DecoderPacked>,
+    /// The gather target of [`StepModel::select`], swapped with `decoder`.
+    spare: DecoderState,
+    work: StepWork,
+}
+
+thread_local! {
+    /// The buffers of the last [`DecodeState`] dropped on this thread.
+    static BUFFERS: RefCell<Option<(DecoderState, StepWork)>> = const { RefCell::new(None) };
+}
+
+impl DecodeState {
+    /// The state of an encoded batch ([`Seq2Seq::encode`]) decoded with `packed`.
+    pub fn new(memory: Memory, decoder: DecoderState, packed: Arc<DecoderPacked>) -> Self {
+        let (spare, work) = BUFFERS
+            .try_with(|b| b.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        DecodeState {
+            memory,
+            decoder,
+            packed,
+            spare,
+            work,
+        }
+    }
+}
+
+impl Drop for DecodeState {
+    fn drop(&mut self) {
+        let buffers = (
+            std::mem::take(&mut self.spare),
+            std::mem::take(&mut self.work),
+        );
+        // Keeps the larger set when two states were alive at once.
+        let _ = BUFFERS.try_with(|b| {
+            let mut b = b.borrow_mut();
+            let bigger = b
+                .as_ref()
+                .is_none_or(|(s, _)| s.h.capacity() <= buffers.0.h.capacity());
+            if bigger {
+                *b = Some(buffers);
+            }
+        });
+    }
 }
 
 impl StepModel for Seq2Seq {
@@ -27,32 +76,35 @@ impl StepModel for Seq2Seq {
     fn step(
         &self,
         state: &mut DecodeState,
-        prev: &[u32],
+        prev: &[TokenId],
         logp: &mut Vec<f32>,
         attn: &mut Vec<f32>,
     ) -> Result<()> {
-        let prev: Vec<i64> = prev.iter().map(|&t| t as i64).collect();
-        let (logits, weights, next, _) = self.decoder.step(
-            &prev,
-            &state.decoder,
-            &state.memory,
-            None,
-            Some(&state.packed),
-        )?;
-        state.decoder = next;
+        let DecodeState {
+            memory,
+            decoder,
+            packed,
+            work,
+            ..
+        } = state;
+        let out = self
+            .decoder
+            .step_infer(packed, prev, decoder, memory, work)?;
         let v = self.config.tgt_vocab;
         logp.clear();
-        logp.extend_from_slice(logits.data());
+        logp.extend_from_slice(out.logits);
         for row in logp.chunks_exact_mut(v) {
             log_softmax_inplace(row);
         }
-        *attn = weights;
+        attn.clear();
+        attn.extend_from_slice(out.attention);
         Ok(())
     }
 
     fn select(&self, state: &mut DecodeState, keep: &[usize]) -> Result<()> {
-        state.memory = state.memory.select(keep);
-        state.decoder = state.decoder.select(keep);
+        state.memory.select(keep)?;
+        state.spare.gather_from(&state.decoder, keep)?;
+        std::mem::swap(&mut state.decoder, &mut state.spare);
         Ok(())
     }
 
@@ -77,7 +129,7 @@ pub fn translate(
     sources: &[Vec<i64>],
     opts: &DecodeOptions,
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    translate_packed(model, &model.pack(), sources, opts)
+    translate_packed(model, &model.pack()?, sources, opts)
 }
 
 /// [`translate`] with weights packed once by [`Seq2Seq::pack`], for callers that decode many
@@ -91,6 +143,17 @@ pub fn translate_packed(
     if sources.is_empty() {
         return Ok(Vec::new());
     }
+    let (mut state, lengths) = encode_sources(model, packed, sources)?;
+    decode(model, &mut state, &lengths, opts)
+}
+
+/// Pads and encodes `sources` (ids must fit the source vocabulary) for decoding with `packed`:
+/// the decode state and the source lengths, as [`decode`] takes them.
+pub fn encode_sources(
+    model: &Seq2Seq,
+    packed: &Seq2SeqPacked,
+    sources: &[Vec<i64>],
+) -> Result<(DecodeState, Vec<usize>)> {
     for s in sources {
         model.check_ids(s, model.config.src_vocab, "translate")?;
     }
@@ -103,11 +166,7 @@ pub fn translate_packed(
             src[t * b + j] = id;
         }
     }
-    let (memory, decoder) = model.encode_with(&src, &lengths, Some(packed))?;
-    let mut state = DecodeState {
-        memory,
-        decoder,
-        packed: Arc::clone(&packed.decoder),
-    };
-    decode(model, &mut state, &lengths, opts)
+    let (memory, decoder) = model.encode_with(Some(packed), &src, &lengths)?;
+    let state = DecodeState::new(memory, decoder, Arc::clone(&packed.decoder));
+    Ok((state, lengths))
 }

@@ -11,5 +11,5 @@ pub mod inference;
 pub mod model;
 pub mod search;
 
-pub use config::{AttentionKind, Seq2SeqConfig, BOS, EOS, PAD, UNK};
+pub use config::{AttentionKind, Seq2SeqConfig, TokenId, BOS, EOS, PAD, UNK};
 pub use model::{Seq2Seq, Seq2SeqPacked, TokenBatch, TrainOptions, TrainOutput};

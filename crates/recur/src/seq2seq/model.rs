@@ -10,12 +10,12 @@ use rand::Rng;
 
 use super::attention::{Memory, MemoryGrad};
 use super::config::{Seq2SeqConfig, PAD};
-use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad};
+use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad, StepWork};
 use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
-use crate::module::{Module, Param, Rng64};
-use crate::nn::{RnnPacked, RnnState};
+use crate::module::{mix_version, Module, Param, Rng64};
+use crate::nn::{RnnDeferred, RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
 /// The weights of a [`Seq2Seq`] packed for inference by [`Seq2Seq::pack`].
@@ -25,6 +25,8 @@ pub struct Seq2SeqPacked {
     pub encoder: RnnPacked,
     /// The decoder's weights (shared by every decode state).
     pub decoder: Arc<DecoderPacked>,
+    /// [`Seq2Seq::stamp`] when packed (the encoder's embedding is folded into `encoder`).
+    stamp: u64,
 }
 
 /// An encoder-decoder with attention.
@@ -121,21 +123,24 @@ impl Seq2Seq {
 
     /// Encodes a batch for decoding: the attention memory and the decoder's initial state.
     pub fn encode(&self, src: &[i64], src_lengths: &[usize]) -> Result<(Memory, DecoderState)> {
-        self.encode_with(src, src_lengths, None)
+        self.encode_with(None, src, src_lengths)
     }
 
     /// [`Seq2Seq::encode`] with the encoder's weights from [`Seq2Seq::pack`] (the same bits).
     pub fn encode_with(
         &self,
+        packed: Option<&Seq2SeqPacked>,
         src: &[i64],
         src_lengths: &[usize],
-        packed: Option<&Seq2SeqPacked>,
     ) -> Result<(Memory, DecoderState)> {
         let (s, b) = self.check_batch(src, src_lengths)?;
+        if let Some(p) = packed {
+            self.check_packed(p)?;
+        }
         let enc_packed = packed.map(|p| &p.encoder);
         let (keys, state, _) = self
             .encoder
-            .encode(src, s, b, src_lengths, None, enc_packed)?;
+            .encode(enc_packed, src, s, b, src_lengths, None)?;
         let mem = self.memory(&keys, src_lengths)?;
         Ok((mem, self.decoder.initial_state(state)))
     }
@@ -145,23 +150,36 @@ impl Seq2Seq {
         let (s, b, k) = (keys.dim(0), keys.dim(1), keys.dim(2));
         let bm = keys.transpose01().into_vec(); // (B, S, K)
         let (proj, proj_dim) = self.decoder.attention.project_keys(&bm, b * s)?;
-        Ok(Memory {
-            keys: bm,
-            proj,
-            lengths: lengths.to_vec(),
-            steps: s,
-            key_dim: k,
-            proj_dim,
-        })
+        Ok(Memory::new(bm, proj, lengths.to_vec(), s, k, proj_dim))
     }
 
     /// Every weight inference multiplies by, packed once for many encodes and decodes (a served
     /// model packs once). Stale once the parameters change.
-    pub fn pack(&self) -> Seq2SeqPacked {
-        Seq2SeqPacked {
-            encoder: self.encoder.pack(),
-            decoder: Arc::new(self.decoder.pack()),
+    pub fn pack(&self) -> Result<Seq2SeqPacked> {
+        Ok(Seq2SeqPacked {
+            encoder: self.encoder.pack()?,
+            decoder: Arc::new(self.decoder.pack()?),
+            stamp: self.stamp(),
+        })
+    }
+
+    /// A fingerprint of the versions of every parameter ([`Param::version`]); changes whenever
+    /// one of them is updated.
+    pub fn stamp(&self) -> u64 {
+        self.params().into_iter().fold(0, mix_version)
+    }
+
+    /// Checks that `packed` was packed from the current parameters.
+    pub fn check_packed(&self, packed: &Seq2SeqPacked) -> Result<()> {
+        if packed.stamp != self.stamp() {
+            return Err(Error::arg(
+                "Seq2Seq.encode",
+                "packed",
+                "weights packed from the current parameters",
+                "stale weights (packed before a parameter update; pack again)",
+            ));
         }
+        Ok(())
     }
 
     /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
@@ -171,12 +189,15 @@ impl Seq2Seq {
         let t = tgt_in.len() / b;
         let v = self.config.tgt_vocab;
         let mut logits = Vec::with_capacity(t * b * v);
-        let packed = self.decoder.pack();
+        let packed = self.decoder.pack()?;
+        let mut work = StepWork::default();
+        let mut prev = vec![0u32; b];
         for i in 0..t {
-            let prev = &tgt_in[i * b..][..b];
-            let (l, _, next, _) = self.decoder.step(prev, &state, &mem, None, Some(&packed))?;
-            logits.extend_from_slice(l.data());
-            state = next;
+            to_token_ids(&tgt_in[i * b..][..b], v, &mut prev)?;
+            let out = self
+                .decoder
+                .step_infer(&packed, &prev, &mut state, &mem, &mut work)?;
+            logits.extend_from_slice(out.logits);
         }
         Tensor::from_vec(&[t, b, v], logits)
     }
@@ -201,14 +222,16 @@ impl Seq2Seq {
         // Encoder.
         let (keys, state0, enc_cache) =
             self.encoder
-                .encode(batch.src, s, b, batch.src_lengths, Some(rng), None)?;
-        let enc_cache = enc_cache.expect("training encode keeps its cache");
+                .encode(None, batch.src, s, b, batch.src_lengths, Some(rng))?;
+        let enc_cache = enc_cache
+            .ok_or_else(|| Error::arg("Seq2Seq.train_batch", "encoder cache", "kept", "none"))?;
         let mem = self.memory(&keys, batch.src_lengths)?;
         // Decoder, teacher forcing (with optional scheduled sampling).
         let mut state = self.decoder.initial_state(state0);
         let mut caches = Vec::with_capacity(t);
         let mut logits = Vec::with_capacity(t * b * v);
         let mut prev = batch.tgt_in[..b].to_vec();
+        let mut prev_ids = vec![0u32; b];
         let packed = self.decoder.pack_for_training(); // once for the batch's steps
         for i in 0..t {
             if i > 0 {
@@ -222,12 +245,13 @@ impl Seq2Seq {
                     }
                 }
             }
-            let (l, _, next, cache) =
-                self.decoder
-                    .step(&prev, &state, &mem, Some(rng), Some(&packed))?;
-            logits.extend_from_slice(l.data());
-            caches.push(cache.expect("training step keeps its cache"));
-            state = next;
+            to_token_ids(&prev, v, &mut prev_ids)?;
+            let step = self
+                .decoder
+                .step_train(&packed, &prev_ids, &state, &mem, rng)?;
+            logits.extend_from_slice(&step.logits);
+            caches.push(step.cache);
+            state = step.next;
         }
         // Loss.
         let (loss, dlogits) = cross_entropy(
@@ -242,17 +266,24 @@ impl Seq2Seq {
         // Backward through the decoder, last step first.
         let mut dmem = MemoryGrad::zeros(&mem);
         let mut dstate = StateGrad::zeros(&state);
+        let dz = self.decoder.output_backward(&caches, &dlogits)?; // (T·B, Z), one GEMM
+        let zw = dz.len() / (t * b).max(1);
+        let mut deferred = RnnDeferred::default();
         for i in (0..t).rev() {
-            let dl = Tensor::from_vec(&[b, v], dlogits[i * b * v..][..b * v].to_vec())?;
+            let dz_i = &dz[i * b * zw..][..b * zw];
+            let cache = &caches[i];
             dstate = self.decoder.step_backward(
-                Some(&packed),
-                &caches[i],
+                &packed,
+                cache,
                 &mem,
-                &dl,
+                dz_i,
                 &dstate,
                 &mut dmem,
+                &mut deferred,
             )?;
         }
+        // The recurrence's weight gradients of all steps: one GEMM per weight.
+        self.decoder.flush_deferred(&mut deferred);
         self.decoder
             .attention
             .project_keys_backward(&mem.keys, b * s, &mut dmem)?;
@@ -281,6 +312,23 @@ impl Seq2Seq {
             None => Ok(()),
         }
     }
+}
+
+/// Token ids of one step as the decoder reads them, checked against the vocabulary `v`.
+fn to_token_ids(ids: &[i64], v: usize, out: &mut [u32]) -> Result<()> {
+    for (o, &id) in out.iter_mut().zip(ids) {
+        *o = match u32::try_from(id) {
+            Ok(t) if (t as usize) < v => t,
+            _ => {
+                return Err(Error::IndexOutOfRange {
+                    op: "Decoder.step",
+                    index: id,
+                    size: v,
+                })
+            }
+        };
+    }
+    Ok(())
 }
 
 /// Index of the largest value (the first on ties).

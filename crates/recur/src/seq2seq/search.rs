@@ -7,8 +7,8 @@
 //!
 //! Semantics (shared by [`greedy`] and [`beam_search`]):
 //! - Every hypothesis starts from [`BOS`]; returned tokens contain neither BOS nor EOS.
-//! - Length cap per source: `cap = max_len`, or `min(max_len, ceil(ratio * src_len) + offset)`
-//!   when `max_len_ratio` is set (`offset` is `max_len_offset`). `cap` counts output tokens (EOS excluded): a hypothesis that reaches
+//! - Length cap per source: [`MaxLen::cap`] of `max_len` (by default `ceil(3 * src_len) + 5`,
+//!   never more than 500). `cap` counts output tokens (EOS excluded): a hypothesis that reaches
 //!   `cap` tokens without EOS is finished with `truncated = true`; its `log_prob` has no EOS term.
 //! - An empty source (`src_len == 0`) decodes to an empty output (`log_prob = score = 0`, not
 //!   truncated) without any model step. With `cap == 0` on a non-empty source the output is empty
@@ -31,14 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Padding token id (typed copy of [`crate::data::vocab::PAD`]).
-pub const PAD: u32 = crate::data::vocab::PAD as u32;
-/// Beginning-of-sequence token id: the first `prev` token of every hypothesis.
-pub const BOS: u32 = crate::data::vocab::BOS as u32;
-/// End-of-sequence token id: finishes a hypothesis.
-pub const EOS: u32 = crate::data::vocab::EOS as u32;
-/// Unknown-token id.
-pub const UNK: u32 = crate::data::vocab::UNK as u32;
+pub use crate::data::vocab::{TokenId, BOS, EOS, PAD, UNK};
 
 /// One decoder step over a working set of rows (row = one hypothesis of one source).
 pub trait StepModel {
@@ -53,7 +46,7 @@ pub trait StepModel {
     fn step(
         &self,
         state: &mut Self::State,
-        prev: &[u32],
+        prev: &[TokenId],
         logp: &mut Vec<f32>,
         attn: &mut Vec<f32>,
     ) -> Result<()>;
@@ -67,7 +60,53 @@ pub trait StepModel {
     fn vocab_size(&self) -> usize;
 }
 
-/// Decoding options; `Default` gives beam 5, 1-best, `max_len` 100, no ratio cap, no length
+/// The output-length rule: how many tokens (EOS excluded) a source of `src_len` tokens may decode
+/// to. The one place the rule lives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum MaxLen {
+    /// The same cap for every source.
+    Fixed(usize),
+    /// `min(limit, ceil(ratio * src_len) + offset)`, in f32 arithmetic (`1.2 * 10` is 12).
+    PerSource {
+        /// Output tokens per source token (finite, > 0).
+        ratio: f32,
+        /// Added to the ratio term.
+        offset: usize,
+        /// The cap however long the source.
+        limit: usize,
+    },
+}
+
+impl MaxLen {
+    /// The default rule (`recur translate` without `--max-len`): `ceil(3 * src_len) + 5`
+    /// tokens, never more than 500.
+    pub const DEFAULT: MaxLen = MaxLen::PerSource {
+        ratio: 3.0,
+        offset: 5,
+        limit: 500,
+    };
+
+    /// The cap for a source of `src_len` tokens.
+    pub fn cap(&self, src_len: usize) -> usize {
+        match *self {
+            MaxLen::Fixed(n) => n,
+            MaxLen::PerSource {
+                ratio,
+                offset,
+                limit,
+            } => limit.min((ratio * src_len as f32).ceil() as usize + offset),
+        }
+    }
+}
+
+impl Default for MaxLen {
+    fn default() -> Self {
+        MaxLen::DEFAULT
+    }
+}
+
+/// Decoding options; `Default` gives beam 5, 1-best, [`MaxLen::DEFAULT`], no length
 /// penalty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,12 +115,8 @@ pub struct DecodeOptions {
     pub beam_size: usize,
     /// Number of hypotheses returned per source by beam search, `1..=beam_size`.
     pub nbest: usize,
-    /// Absolute cap on output tokens (EOS excluded).
-    pub max_len: usize,
-    /// When set (finite, > 0), the cap is `min(max_len, ceil(ratio * src_len) + max_len_offset)`.
-    pub max_len_ratio: Option<f32>,
-    /// Added to the ratio term of the cap (ignored without `max_len_ratio`).
-    pub max_len_offset: usize,
+    /// The cap on output tokens (EOS excluded) of each source.
+    pub max_len: MaxLen,
     /// EOS is forbidden before a hypothesis has this many tokens.
     pub min_len: usize,
     /// GNMT length-penalty exponent alpha (0 = rank by raw log-probability sum).
@@ -95,9 +130,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             beam_size: 5,
             nbest: 1,
-            max_len: 100,
-            max_len_ratio: None,
-            max_len_offset: 0,
+            max_len: MaxLen::DEFAULT,
             min_len: 0,
             length_penalty: 0.0,
             return_attention: false,
@@ -116,9 +149,9 @@ impl DecodeOptions {
             let want = format!("1..={}", self.beam_size);
             return Err(Error::arg(OP, "nbest", want, self.nbest));
         }
-        if let Some(r) = self.max_len_ratio {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(Error::arg(OP, "max_len_ratio", "finite and > 0", r));
+        if let MaxLen::PerSource { ratio, .. } = self.max_len {
+            if !(ratio.is_finite() && ratio > 0.0) {
+                return Err(Error::arg(OP, "max_len.ratio", "finite and > 0", ratio));
             }
         }
         if !self.length_penalty.is_finite() {
@@ -130,13 +163,7 @@ impl DecodeOptions {
 
     /// The output-token cap for a source of length `src_len` (see the module docs).
     pub fn cap(&self, src_len: usize) -> usize {
-        match self.max_len_ratio {
-            // f32 arithmetic on purpose: `1.2 * 10` is 12, as a user expects.
-            Some(r) => self
-                .max_len
-                .min((r * src_len as f32).ceil() as usize + self.max_len_offset),
-            None => self.max_len,
-        }
+        self.max_len.cap(src_len)
     }
 }
 
@@ -144,7 +171,7 @@ impl DecodeOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hypothesis {
     /// Output tokens, without BOS and EOS.
-    pub tokens: Vec<u32>,
+    pub tokens: Vec<TokenId>,
     /// Sum of the log-probabilities of the tokens (and of EOS when it ended the hypothesis).
     pub log_prob: f32,
     /// `log_prob / lp(n)` (GNMT length normalization; equals `log_prob` when alpha is 0).
@@ -190,7 +217,15 @@ pub fn greedy<M: StepModel>(
     opts: &DecodeOptions,
 ) -> Result<Vec<Hypothesis>> {
     let mut g = Greedy::new(model, src_lens, opts)?;
-    g.out = src_lens.iter().map(|_| Hypothesis::default()).collect();
+    // Room for every token up to the cap (within reason), so that steps do not grow it.
+    let room = |len: usize| Vec::with_capacity(opts.cap(len).min(MAX_RESERVE));
+    g.out = src_lens
+        .iter()
+        .map(|&len| Hypothesis {
+            tokens: room(len),
+            ..Hypothesis::default()
+        })
+        .collect();
     g.rows = start_sources(model, state, src_lens, opts, |s, h| g.out[s] = h)?;
     g.prev = vec![BOS; g.rows.len()];
     while !g.rows.is_empty() {
@@ -198,6 +233,9 @@ pub fn greedy<M: StepModel>(
     }
     Ok(g.out)
 }
+
+/// The most tokens reserved per hypothesis ahead of decoding.
+const MAX_RESERVE: usize = 1024;
 
 /// Beam search over every source (initial `state` has one row per source, in order).
 /// Returns, per source, at most `nbest` distinct hypotheses, best first.
@@ -249,7 +287,7 @@ fn start_sources<M: StepModel>(
 
 /// Builds a finished hypothesis, computing its length-normalized score.
 fn finish(
-    tokens: Vec<u32>,
+    tokens: Vec<TokenId>,
     attention: Vec<Vec<f32>>,
     log_prob: f32,
     eos: bool,
@@ -295,7 +333,7 @@ fn checked_vocab<M: StepModel>(model: &M) -> Result<usize> {
 fn checked_step<M: StepModel>(
     model: &M,
     state: &mut M::State,
-    prev: &[u32],
+    prev: &[TokenId],
     bufs: (&mut Vec<f32>, &mut Vec<f32>),
     vocab: usize,
     need_width: usize,
@@ -353,9 +391,9 @@ struct Greedy<'a, M> {
     out: Vec<Hypothesis>,
     /// Source of each working-set row.
     rows: Vec<usize>,
-    prev: Vec<u32>,
+    prev: Vec<TokenId>,
     next_rows: Vec<usize>,
-    next_prev: Vec<u32>,
+    next_prev: Vec<TokenId>,
     keep: Vec<usize>,
     logp: Vec<f32>,
     attn: Vec<f32>,
@@ -436,7 +474,7 @@ const NONE: usize = usize::MAX;
 /// A token in the beam trellis: hypotheses are paths back to the root.
 struct Node {
     parent: usize,
-    token: u32,
+    token: TokenId,
     /// Offset of this token's attention row in the arena, or [`NONE`].
     attn: usize,
 }
@@ -471,7 +509,7 @@ struct Cand {
     parent: usize,
     /// Rank of the parent within its source's beam (batch-independent).
     rank: usize,
-    token: u32,
+    token: TokenId,
 }
 
 /// Candidate order (`Less` = better): score desc, parent rank asc, token log-prob desc, token asc.
@@ -516,9 +554,9 @@ struct Beam<'a, M> {
     /// Per source: finished hypotheses, sorted by [`hyp_order`], at most `nbest`.
     finished: Vec<Vec<Hypothesis>>,
     live: Vec<Live>,
-    prev: Vec<u32>,
+    prev: Vec<TokenId>,
     next: Vec<Live>,
-    next_prev: Vec<u32>,
+    next_prev: Vec<TokenId>,
     keep: Vec<usize>,
     topk: Vec<Cand>,
     logp: Vec<f32>,
@@ -664,7 +702,13 @@ impl<'a, M: StepModel> Beam<'a, M> {
         trunc: bool,
     ) -> Hypothesis {
         let src_len = self.src_lens[src];
-        let (mut tokens, mut attention) = (Vec::new(), Vec::new());
+        let mut len = 0;
+        let mut n = node;
+        while n != NONE {
+            (len, n) = (len + 1, self.nodes[n].parent);
+        }
+        let mut tokens = Vec::with_capacity(len);
+        let mut attention = Vec::with_capacity(if self.opts.return_attention { len } else { 0 });
         while node != NONE {
             let n = &self.nodes[node];
             tokens.push(n.token);
@@ -854,7 +898,7 @@ mod tests {
         DecodeOptions {
             beam_size: beam,
             nbest,
-            max_len: 20,
+            max_len: MaxLen::Fixed(20),
             ..Default::default()
         }
     }
@@ -890,7 +934,7 @@ mod tests {
             let mut o = opts(1, 1);
             o.length_penalty = alpha;
             o.min_len = 1;
-            o.max_len_ratio = Some(1.5);
+            o.max_len = ratio_cap(1.5, 20);
             o.return_attention = true;
             let g = run_greedy(&m, &ids, &lens, &o);
             let b = run_beam(&m, &ids, &lens, &o);
@@ -911,7 +955,7 @@ mod tests {
         let lens = [3, 8, 1, 5, 0, 7, 4];
         let mut o = opts(4, 3);
         o.length_penalty = 0.8;
-        o.max_len_ratio = Some(2.0);
+        o.max_len = ratio_cap(2.0, 20);
         o.return_attention = true;
         let together = run_beam(&m, &ids, &lens, &o);
         let g_together = run_greedy(&m, &ids, &lens, &o);
@@ -961,26 +1005,45 @@ mod tests {
         assert!(b[0].iter().all(|h| !h.truncated));
     }
 
+    fn ratio_cap(ratio: f32, limit: usize) -> MaxLen {
+        MaxLen::PerSource {
+            ratio,
+            offset: 0,
+            limit,
+        }
+    }
+
+    #[test]
+    fn the_default_length_rule() {
+        let cap = |n| DecodeOptions::default().cap(n);
+        assert_eq!((cap(0), cap(10), cap(10_000)), (5, 35, 500));
+        let o: DecodeOptions = serde_json::from_str(
+            r#"{"max_len": {"per_source": {"ratio": 3.0, "offset": 5, "limit": 500}}}"#,
+        )
+        .unwrap();
+        assert_eq!(o, DecodeOptions::default());
+    }
+
     #[test]
     fn max_len_truncates() {
         let never_eos = Toy::probs(6, |_, _, _| vec![(A, 0.6), (B, 0.4)]);
         let mut o = opts(1, 1);
-        o.max_len = 5;
+        o.max_len = MaxLen::Fixed(5);
         let g = run_greedy(&never_eos, &[0], &[9], &o);
         assert_eq!(g[0].tokens, vec![A; 5]);
         assert!(g[0].truncated);
         assert!((g[0].log_prob - 5.0 * 0.6f32.ln()).abs() < 1e-4);
-        o.max_len_ratio = Some(1.2);
+        o.max_len = ratio_cap(1.2, 5);
         let g = run_greedy(&never_eos, &[0, 1], &[2, 10], &o);
         assert_eq!(g[0].tokens.len(), 3, "ceil(1.2 * 2)");
         assert_eq!(g[1].tokens.len(), 5, "min(max_len, 12)");
         let mut o = opts(3, 3);
-        o.max_len = 4;
+        o.max_len = MaxLen::Fixed(4);
         let b = run_beam(&never_eos, &[0], &[9], &o);
         assert_eq!(b[0].len(), 3);
         assert!(b[0].iter().all(|h| h.truncated && h.tokens.len() == 4));
         assert_eq!(b[0][0].tokens, vec![A; 4]);
-        o.max_len = 0;
+        o.max_len = MaxLen::Fixed(0);
         let b = run_beam(&never_eos, &[0], &[9], &o);
         assert!(b[0][0].tokens.is_empty() && b[0][0].truncated);
     }
@@ -1004,9 +1067,9 @@ mod tests {
     #[test]
     fn empty_source_decodes_to_empty_output() {
         let m = noise(8).with_attention(5);
-        for ratio in [None, Some(1.5)] {
+        for max_len in [MaxLen::Fixed(20), ratio_cap(1.5, 20)] {
             let mut o = opts(3, 2);
-            o.max_len_ratio = ratio;
+            o.max_len = max_len;
             o.return_attention = true;
             let g = run_greedy(&m, &[0, 1], &[0, 0], &o);
             assert!(m.calls.borrow().is_empty(), "no step for empty sources");
@@ -1135,7 +1198,7 @@ mod tests {
             assert!(beam_search(&m, &mut Toy::init(&[0]), &[2], &opts(beam, nbest)).is_err());
         }
         let mut o = opts(2, 1);
-        o.max_len_ratio = Some(f32::NAN);
+        o.max_len = ratio_cap(f32::NAN, 20);
         assert!(greedy(&m, &mut Toy::init(&[0]), &[2], &o).is_err());
         assert!(run_greedy_err(&Bad(1, -1.0)), "short logp");
         assert!(run_greedy_err(&Bad(0, f32::NAN)), "NaN logp");
@@ -1153,12 +1216,12 @@ mod tests {
     #[test]
     fn options_serde_defaults() {
         let o: DecodeOptions =
-            serde_json::from_str(r#"{"beam_size": 3, "max_len_ratio": 1.5}"#).unwrap();
+            serde_json::from_str(r#"{"beam_size": 3, "max_len": {"fixed": 7}}"#).unwrap();
         assert_eq!(
             o,
             DecodeOptions {
                 beam_size: 3,
-                max_len_ratio: Some(1.5),
+                max_len: MaxLen::Fixed(7),
                 ..Default::default()
             }
         );
