@@ -453,7 +453,7 @@ impl G2pSetup {
                 weights: "random",
             });
         }
-        let t = recur_import::g2p_en::import(&npz)?;
+        let t = recur_import::g2p_en::import(npz)?;
         let words = words1000().map(|w| t.encode_source(w)).collect();
         Ok(G2pSetup {
             model: t.model,
@@ -516,7 +516,7 @@ impl TranslitSetup {
         let t = recur::transducer::Transducer::load("hi-translit")?;
         // Relative to the working directory: `bench/compare.sh` runs from the repository root.
         let path = std::path::Path::new("data/dakshina_hi/lexicons/hi.translit.sampled.test.tsv");
-        let text = std::fs::read_to_string(&path).map_err(|e| recur::Error::io(&path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| recur::Error::io(path, e))?;
         let mut seen = std::collections::HashSet::new();
         let words = text
             .lines()

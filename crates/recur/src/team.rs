@@ -110,7 +110,7 @@ fn helper_loop(shared: &'static Shared, index: usize, me: &'static Helper) {
         while shared.epoch.load(SeqCst) == seen {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
                 me.parked.store(true, SeqCst);
                 // Re-check after announcing: a caller that bumped the epoch before seeing the
                 // flag is seen here; one that bumps it after sees the flag and unparks.

@@ -404,8 +404,8 @@ impl Trainer {
                 if !on_event(self, &ev)? {
                     return Ok(());
                 }
-                let due =
-                    self.config.eval_every > 0 && self.progress.step % self.config.eval_every == 0;
+                let due = self.config.eval_every > 0
+                    && self.progress.step.is_multiple_of(self.config.eval_every);
                 if due && !self.eval_and_report(dev, epoch, &mut on_event)? {
                     return Ok(());
                 }

@@ -102,7 +102,7 @@ impl Seq2Seq {
 
     fn check_batch(&self, src: &[i64], lengths: &[usize]) -> Result<(usize, usize)> {
         let b = lengths.len();
-        if b == 0 || src.len() % b != 0 {
+        if b == 0 || !src.len().is_multiple_of(b) {
             return Err(Error::shape(
                 "Seq2Seq",
                 "src of shape (S, B) with B = number of lengths",
@@ -211,7 +211,7 @@ impl Seq2Seq {
         rng: &mut Rng64,
     ) -> Result<TrainOutput> {
         let (s, b) = self.check_batch(batch.src, batch.src_lengths)?;
-        if batch.tgt_in.len() != batch.tgt_out.len() || batch.tgt_in.len() % b != 0 {
+        if batch.tgt_in.len() != batch.tgt_out.len() || !batch.tgt_in.len().is_multiple_of(b) {
             return Err(Error::shape(
                 "Seq2Seq.train_batch",
                 format!("tgt_in and tgt_out of shape (T, {b})"),
