@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use recur::seq2seq::search::{DecodeOptions, MaxLen};
+use recur::limits;
 use recur::session::RunEnd;
 use recur::transducer::{DecodeConfig, Transducer};
 
@@ -67,8 +68,9 @@ impl Decode {
             bail!("--alpha: expected a number >= 0, got {}", self.alpha);
         }
         let max_len = self.max_len.or(model.max_len);
-        if max_len == Some(0) {
-            bail!("--max-len: expected at least 1, got 0");
+        if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
+            let max = limits::MAX_OUTPUT_TOKENS;
+            bail!("--max-len: expected 1 to {max} output tokens, got {n}");
         }
         Ok(DecodeOptions {
             beam_size: beam,

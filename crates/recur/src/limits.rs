@@ -9,6 +9,8 @@ use crate::seq2seq::{AttentionKind, Seq2SeqConfig};
 
 /// Characters of one source (a word in sentence mode, a line otherwise).
 pub const MAX_SOURCE_CHARS: usize = 1000;
+/// Output tokens a decoding may be asked for (`--max-len`); the default rule stops at 500.
+pub const MAX_OUTPUT_TOKENS: usize = 5000;
 /// Bytes of one input line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
