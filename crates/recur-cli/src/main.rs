@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::limits;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
 use recur::session::RunEnd;
 use recur::transducer::{DecodeConfig, Transducer};
 

@@ -27,6 +27,7 @@ pub mod seq2seq;
 pub mod session;
 pub mod team;
 pub mod tensor;
+pub mod text;
 pub mod train;
 pub mod transducer;
 

@@ -23,6 +23,7 @@ use crate::module::seeded_rng;
 use crate::seq2seq::inference::translate;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
+use crate::text::{self, Piece, TextConfig};
 use crate::train::TrainConfig;
 
 /// Where the data is and how to read it (TOML section `[data]`).
@@ -137,6 +138,8 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Decoding defaults of `recur translate` / `recur eval` (command-line options override).
     pub decode: DecodeConfig,
+    /// Sentence-mode rules.
+    pub text: TextConfig,
 }
 
 impl RunConfig {
@@ -403,55 +406,61 @@ impl Transducer {
         }
     }
 
-    /// Sentence mode: transliterates every run of letters and digits of each line and keeps
-    /// everything else (spaces, punctuation) as it is.
+    /// Sentence mode: transduces every word of each line (see [`crate::text`]: a run of
+    /// characters the source alphabet covers) and passes everything else through, after the
+    /// model's `[text]` rules (sentence-final punctuation, digits, word separators).
     pub fn translate_sentences(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<String>> {
-        let split: Vec<Vec<(bool, String)>> = lines.iter().map(|l| split_words(l)).collect();
+        let split: Vec<Vec<Piece>> = lines
+            .iter()
+            .map(|l| text::segment(l, |c| self.covers(c)))
+            .collect();
         let words: Vec<&str> = split
             .iter()
             .flatten()
-            .filter(|(w, _)| *w)
-            .map(|(_, s)| s.as_str())
+            .filter_map(|p| match p {
+                Piece::Word(w) => Some(*w),
+                Piece::Keep(_) => None,
+            })
             .collect();
-        // Words decode in batches of a bounded size (the same results: decoding does not depend
-        // on batch composition), which keeps every buffer small enough to be reused.
-        let mut outs = Vec::with_capacity(words.len());
-        for chunk in words.chunks(SENTENCE_WORDS_PER_BATCH) {
-            outs.extend(self.translate(chunk, opts)?);
-        }
-        let mut outs = outs.into_iter().map(|mut o| o.swap_remove(0).text);
+        // `translate` decodes in chunks of a bounded size (the same results: decoding does not
+        // depend on batch composition), which keeps every buffer small enough to be reused.
+        let mut outs = self
+            .translate(&words, opts)?
+            .into_iter()
+            .map(|mut o| o.swap_remove(0).text);
+        let rules = &self.config.text;
         Ok(split
             .iter()
-            .map(|parts| {
-                parts
+            .map(|pieces| {
+                let n = pieces.len();
+                pieces
                     .iter()
-                    .map(|(is_word, s)| {
-                        if *is_word {
-                            outs.next().unwrap_or_default()
-                        } else {
-                            s.clone()
-                        }
+                    .enumerate()
+                    .map(|(i, p)| match p {
+                        Piece::Word(_) => outs.next().unwrap_or_default(),
+                        Piece::Keep(k) => rules.keep(k, i + 1 == n),
                     })
                     .collect()
             })
             .collect())
     }
-}
 
-/// Words decoded together by [`Transducer::translate_sentences`].
-const SENTENCE_WORDS_PER_BATCH: usize = 256;
-
-/// Splits a line into maximal runs of alphanumeric characters (words) and of everything else.
-pub fn split_words(line: &str) -> Vec<(bool, String)> {
-    let mut parts: Vec<(bool, String)> = Vec::new();
-    for ch in line.chars() {
-        let w = ch.is_alphanumeric();
-        match parts.last_mut() {
-            Some((kind, s)) if *kind == w => s.push(ch),
-            _ => parts.push((w, ch.to_string())),
+    /// Whether the model's source alphabet has the character `c` (after the source
+    /// preprocessing); with symbol sources, any character but white space.
+    pub fn covers(&self, c: char) -> bool {
+        match self.config.data.src_tokens {
+            Tokenizer::Symbols => !c.is_whitespace(),
+            Tokenizer::Chars => {
+                let mut buf = [0u8; 4];
+                let pre = self.config.data.preprocess_source(c.encode_utf8(&mut buf));
+                let mut chars = pre.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(one), None) => self.src_vocab.id(one.encode_utf8(&mut buf)).is_some(),
+                    _ => false,
+                }
+            }
         }
     }
-    parts
 }
 
 #[cfg(test)]
@@ -475,12 +484,64 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn shipped(name: &str) -> Transducer {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models")
+            .join(name);
+        Transducer::load(dir).unwrap()
+    }
+
     #[test]
-    fn sentence_split_keeps_punctuation_and_spacing() {
-        let parts = split_words("main  ghar, ja raha hoon!");
-        let words: Vec<&str> = parts.iter().filter(|p| p.0).map(|p| p.1.as_str()).collect();
-        assert_eq!(words, ["main", "ghar", "ja", "raha", "hoon"]);
-        let joined: String = parts.iter().map(|p| p.1.as_str()).collect();
-        assert_eq!(joined, "main  ghar, ja raha hoon!");
+    fn sentence_mode_passes_digits_scripts_and_symbols_through() {
+        let t = shipped("hi-translit");
+        let opts = DecodeOptions {
+            beam_size: 4,
+            ..Default::default()
+        };
+        let lines = [
+            "mere paas 25 rupaye hain.",
+            "मैं office जा रहा हूँ",
+            "meeting 10:30 baje hai 🙂 mail a@b.com",
+        ];
+        let out = t.translate_sentences(&lines, &opts).unwrap();
+        assert!(
+            out[0].contains(" 25 ") && out[0].ends_with('।'),
+            "{}",
+            out[0]
+        );
+        assert!(
+            out[1].starts_with("मैं ") && out[1].ends_with(" जा रहा हूँ"),
+            "{}",
+            out[1]
+        );
+        assert!(
+            out[2].contains(" 10:30 ") && out[2].contains(" 🙂 ") && out[2].ends_with(" a@b.com")
+        );
+        assert!(
+            !out[..2]
+                .iter()
+                .any(|l| l.chars().any(|c| c.is_ascii_lowercase())),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn sentence_mode_keeps_word_boundaries_of_symbol_targets() {
+        let t = shipped("en-g2p");
+        let opts = DecodeOptions {
+            beam_size: 1,
+            ..Default::default()
+        };
+        let out = t
+            .translate_sentences(&["The quick brown fox", "don't stop"], &opts)
+            .unwrap();
+        assert_eq!(out[0].matches(" | ").count(), 3, "{}", out[0]);
+        assert_eq!(
+            out[1].matches(" | ").count(),
+            1,
+            "one word each: {}",
+            out[1]
+        );
+        assert!(!out[1].contains('\''), "{}", out[1]);
     }
 }

@@ -5,7 +5,8 @@ use std::io::{BufRead, Read, Write};
 use anyhow::{bail, Context, Result};
 use recur::limits;
 use recur::seq2seq::search::DecodeOptions;
-use recur::transducer::{split_words, Transducer};
+use recur::text::{segment, Piece};
+use recur::transducer::Transducer;
 
 /// How to print.
 pub struct Format {
@@ -48,7 +49,7 @@ pub fn run(
         if number == 1 && line.starts_with('\u{feff}') {
             line.drain(..'\u{feff}'.len_utf8());
         }
-        check_sources(&line, fmt.sentences).with_context(|| format!("input line {number}"))?;
+        check_sources(t, &line, fmt.sentences).with_context(|| format!("input line {number}"))?;
         chars += line.len();
         lines.push(line);
         if lines.len() >= batch || chars >= BATCH_CHARS {
@@ -83,13 +84,15 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool> {
 }
 
 /// Checks the sources of one line against [`limits::MAX_SOURCE_CHARS`].
-fn check_sources(line: &str, sentences: bool) -> Result<()> {
+fn check_sources(t: &Transducer, line: &str, sentences: bool) -> Result<()> {
     let max = limits::MAX_SOURCE_CHARS;
     let longest = if sentences {
-        split_words(line)
+        segment(line, |c| t.covers(c))
             .iter()
-            .filter(|(word, _)| *word)
-            .map(|(_, w)| w.chars().count())
+            .filter_map(|p| match p {
+                Piece::Word(w) => Some(w.chars().count()),
+                Piece::Keep(_) => None,
+            })
             .max()
             .unwrap_or(0)
     } else {
