@@ -131,6 +131,8 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
+    /// Serve models over HTTP: JSON API with dynamic batching, metrics and a web demo.
+    Serve(cli::serve::ServeArgs),
     /// Score a model on a TSV: exact match (any reference), WER, token error rate, top-k.
     Eval {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
@@ -253,6 +255,7 @@ fn main() -> ExitCode {
             topk,
             json,
         } => eval(model, data, src_col.zip(tgt_col), decode, topk, json),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Data { task, n, seed, out } => data(task, n, seed, out),
         Command::Import {
             format,

@@ -3,5 +3,6 @@
 pub mod eval;
 pub mod import;
 pub mod quickstart;
+pub mod serve;
 pub mod train;
 pub mod translate;
