@@ -28,13 +28,43 @@ use crate::{App, Limits};
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
 
+/// The OpenAPI document of this server: `assets/openapi.json` with the served model names
+/// and the limits in force filled in.
+pub fn openapi_document(app: &App) -> Value {
+    let mut doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap_or(Value::Null);
+    let l = &app.limits;
+    let names: Vec<&str> = app.models.iter().map(|m| m.name.as_str()).collect();
+    if let Some(p) = doc.pointer_mut("/components/schemas/TranslateRequest/properties") {
+        p["model"]["enum"] = json!(names);
+        p["inputs"]["maxItems"] = json!(l.max_inputs);
+        p["inputs"]["items"]["maxLength"] = json!(l.max_input_chars);
+        p["beam"]["maximum"] = json!(l.max_beam);
+        p["nbest"]["maximum"] = json!(l.max_nbest);
+        p["max_len"]["maximum"] = json!(l.max_len);
+        p["min_len"]["maximum"] = json!(l.max_len);
+    }
+    doc
+}
+
 /// The router of the endpoint contract over `app`.
 pub fn router(app: Arc<App>) -> Router {
     let limits = app.limits.clone();
+    let doc: Arc<str> = Arc::from(openapi_document(&app).to_string());
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
-        .route("/openapi.json", get(openapi))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route("/v1/translate", post(translate))
@@ -111,10 +141,6 @@ async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
-}
-
 async fn health() -> Json<Value> {
     // The models are loaded before the listener is bound: answering means ready.
     Json(json!({"status": "ok"}))
@@ -189,7 +215,8 @@ pub struct TranslateRequest {
     pub max_len: Option<usize>,
     /// Minimum output tokens (default 0).
     pub min_len: usize,
-    /// Sentence mode (default false).
+    /// Sentence mode (default false): one line per input, so `attention` does not apply and
+    /// only the best hypothesis is returned (as `recur translate --sentences`).
     pub sentences: bool,
     /// Return tokens and attention per hypothesis (default false).
     pub attention: bool,
@@ -208,7 +235,7 @@ impl TranslateRequest {
             max_len_ratio: if max_len.is_some() { Some(1e6) } else { None },
             max_len_offset: 0,
             min_len: self.min_len,
-            return_attention: self.attention,
+            return_attention: self.attention && !self.sentences,
         }
     }
 }
@@ -388,11 +415,6 @@ fn check_object(obj: &Map<String, Value>, limits: &Limits) -> Result<TranslateRe
     };
     let sentences = get_bool("sentences")?;
     let attention = get_bool("attention")?;
-    if sentences && (attention || nbest > 1) {
-        return Err(ApiError::bad(
-            "fields `sentences` with `attention` or `nbest` > 1: sentence mode gives one line per input; ask for words to get n-best lists and attention",
-        ));
-    }
     Ok(TranslateRequest {
         model,
         inputs: texts,

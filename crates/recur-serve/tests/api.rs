@@ -30,6 +30,9 @@ async fn health_models_openapi_metrics_and_demo() {
     assert_eq!(r.status, 200);
     let spec = r.json();
     assert_eq!(spec["openapi"], "3.0.3");
+    let req = &spec["components"]["schemas"]["TranslateRequest"]["properties"];
+    assert_eq!(req["model"]["enum"], json!(["hi-translit", "en-g2p"]));
+    assert_eq!(req["inputs"]["maxItems"], 64);
     for p in [
         "/health",
         "/v1/models",
