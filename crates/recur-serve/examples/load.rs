@@ -123,6 +123,12 @@ fn rss_kib() -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// Prints a line on stdout (a closed stdout is not an error worth a panic).
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat` (100 ticks/s).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -155,12 +161,12 @@ fn offline(words: &[String]) -> Result<(), String> {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    println!(
+    say(format!(
         "offline (Transducer::translate, batch 256, as recur translate): {} words in {secs:.2} s = {:.0} words/s; {cpu:.2} CPU s = {:.0} words per CPU second",
         words.len(),
         words.len() as f64 / secs,
         words.len() as f64 / cpu.max(1e-9),
-    );
+    ));
     Ok(())
 }
 
@@ -284,7 +290,7 @@ async fn run() -> Result<(), String> {
         .find_map(|l| l.strip_prefix("recur_batch_requests_sum{model=\"hi-translit\"} "))
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
-    println!(
+    say(format!(
         "{} clients, {} requests, {:.1} s, batching {}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {errors}, {:.0} requests per CPU second (server and clients), mean batch {:.1} requests, RSS idle {:.1} MiB, peak {:.1} MiB",
         a.clients,
         a.kind,
@@ -298,6 +304,6 @@ async fn run() -> Result<(), String> {
         if count > 0.0 { sum / count } else { 0.0 },
         idle as f64 / 1024.0,
         peak as f64 / 1024.0,
-    );
+    ));
     Ok(())
 }

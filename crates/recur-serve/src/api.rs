@@ -284,7 +284,7 @@ fn short(v: &Value) -> String {
             if s.len() > 24 {
                 format!("a number ({}…)", &s[..24])
             } else {
-                format!("{s}")
+                s
             }
         }
         _ => kind.to_string(),

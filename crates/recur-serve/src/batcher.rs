@@ -11,7 +11,7 @@
 //! the async runtime.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,10 +173,8 @@ impl Worker {
                 let next = if now >= until {
                     self.rx.try_recv().ok()
                 } else {
-                    match self.rx.recv_timeout(until - now) {
-                        Ok(j) => Some(j),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                    }
+                    // Timeout or disconnected: decode what we have.
+                    self.rx.recv_timeout(until - now).ok()
                 };
                 let Some(job) = next else { break };
                 let job = self.take(job);
