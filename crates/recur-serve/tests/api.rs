@@ -331,12 +331,6 @@ async fn bad_requests_are_json_4xx_naming_the_field_or_limit() {
             "`attention`",
         ),
         (
-            br#"{"model":"hi-translit","inputs":["a"],"sentences":true,"attention":true}"#.to_vec(),
-            400,
-            "invalid_request",
-            "`sentences`",
-        ),
-        (
             br#"{"model":"hi-translit","inputs":["a"],"colour":"red"}"#.to_vec(),
             400,
             "unknown_field",
