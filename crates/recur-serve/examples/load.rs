@@ -6,7 +6,7 @@
 //! cargo run --release -p recur-serve --example load -- --clients 64 --seconds 10 --no-batching
 //! cargo run --release -p recur-serve --example load -- --clients 256 --seconds 60 --kind mixed
 //! cargo run --release -p recur-serve --example load -- --offline   # recur translate's throughput, batch 256
-//! (--threads N: the kernels' threads, as `recur --threads N`; --window-ms, --budget: batching)
+//! (--threads N: the kernels' threads, as `recur --threads N`; --window-ms, --budget, --workers: batching)
 //! ```
 //!
 //! The server runs in this process (so peak RSS is the server's plus the small clients'),
@@ -32,6 +32,7 @@ struct Args {
     addr: Option<SocketAddr>,
     offline: bool,
     threads: usize,
+    workers: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         addr: None,
         offline: false,
         threads: 0,
+        workers: Batching::default().workers,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +84,11 @@ fn parse_args() -> Result<Args, String> {
                 a.threads = value("--threads")?
                     .parse()
                     .map_err(|e| format!("--threads: {e}"))?
+            }
+            "--workers" => {
+                a.workers = value("--workers")?
+                    .parse()
+                    .map_err(|e| format!("--workers: {e}"))?
             }
             "--no-batching" => a.no_batching = true,
             "--offline" => a.offline = true,
@@ -193,11 +200,13 @@ async fn run() -> Result<(), String> {
                 Batching {
                     window: Duration::ZERO,
                     budget: 0,
+                    workers: a.workers,
                 }
             } else {
                 Batching {
                     window: Duration::from_secs_f64(a.window_ms.max(0.0) / 1000.0),
                     budget: a.budget,
+                    workers: a.workers,
                 }
             };
             let specs = [ModelSpec::parse("hi-translit").map_err(|e| e.to_string())?];

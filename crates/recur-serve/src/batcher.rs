@@ -1,5 +1,5 @@
-//! Dynamic batching: one blocking thread per model decodes together the requests that arrived
-//! within a short window, up to a token budget.
+//! Dynamic batching: a blocking thread per model (or a few, `workers`, taking turns to gather)
+//! decodes together the requests that arrived within a short window, up to a token budget.
 //!
 //! Requests wait in a bounded queue ([`std::sync::mpsc::sync_channel`]); a full queue is
 //! refused at once (the caller answers 503). The batcher takes the oldest request, then every
@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use recur::seq2seq::search::DecodeOptions;
@@ -29,13 +29,16 @@ pub struct Batching {
     pub window: Duration,
     /// Cost budget of one batch: source characters × beam, summed (0 = every request alone).
     pub budget: usize,
+    /// Batcher threads per model: while one decodes a batch, the next gathers its own.
+    pub workers: usize,
 }
 
 impl Default for Batching {
     fn default() -> Self {
         Batching {
             window: Duration::from_millis(2),
-            budget: 8192,
+            budget: 1024,
+            workers: 1,
         }
     }
 }
@@ -98,18 +101,21 @@ impl ModelHandle {
         let (tx, rx) = sync_channel::<Job>(limits.queue.max(1));
         let transducer = Arc::new(t);
         let depth = Arc::new(AtomicUsize::new(0));
-        let worker = Worker {
-            name: name.clone(),
-            t: transducer.clone(),
-            rx,
-            depth: depth.clone(),
-            batching,
-            metrics,
-        };
-        std::thread::Builder::new()
-            .name(format!("batcher-{name}"))
-            .spawn(move || worker.run())
-            .map_err(|e| Error(format!("starting the batcher of {name:?}: {e}")))?;
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..batching.workers.max(1) {
+            let worker = Worker {
+                name: name.clone(),
+                t: transducer.clone(),
+                rx: rx.clone(),
+                depth: depth.clone(),
+                batching: batching.clone(),
+                metrics: metrics.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("batcher-{name}-{i}"))
+                .spawn(move || worker.run())
+                .map_err(|e| Error(format!("starting the batcher of {name:?}: {e}")))?;
+        }
         Ok(ModelHandle {
             name,
             summary,
@@ -143,7 +149,8 @@ impl ModelHandle {
 struct Worker {
     name: String,
     t: Arc<Transducer>,
-    rx: Receiver<Job>,
+    /// Shared by the model's batcher threads: one gathers a batch at a time.
+    rx: Arc<Mutex<Receiver<Job>>>,
     depth: Arc<AtomicUsize>,
     batching: Batching,
     metrics: Arc<Metrics>,
@@ -163,26 +170,36 @@ impl Worker {
 
     fn run(self) {
         // Ends when every sender is gone (the server has stopped).
-        while let Ok(first) = self.rx.recv() {
-            let first = self.take(first);
-            let until = first.queued + self.batching.window;
-            let mut spent = cost(&first.inputs, first.opts.beam_size);
-            let mut batch = vec![first];
-            while spent < self.batching.budget {
-                let now = Instant::now();
-                let next = if now >= until {
-                    self.rx.try_recv().ok()
-                } else {
-                    // Timeout or disconnected: decode what we have.
-                    self.rx.recv_timeout(until - now).ok()
-                };
-                let Some(job) = next else { break };
-                let job = self.take(job);
-                spent = spent.saturating_add(cost(&job.inputs, job.opts.beam_size));
-                batch.push(job);
-            }
+        while let Some(batch) = self.gather() {
             self.decode(batch);
         }
+    }
+
+    /// The next batch: the oldest request, then those that arrive until `window` after it was
+    /// queued, within the budget. `None` once the queue is closed and empty.
+    fn gather(&self) -> Option<Vec<Job>> {
+        let rx = match self.rx.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let first = self.take(rx.recv().ok()?);
+        let until = first.queued + self.batching.window;
+        let mut spent = cost(&first.inputs, first.opts.beam_size);
+        let mut batch = vec![first];
+        while spent < self.batching.budget {
+            let now = Instant::now();
+            let next = if now >= until {
+                rx.try_recv().ok()
+            } else {
+                // Timeout or disconnected: decode what we have.
+                rx.recv_timeout(until - now).ok()
+            };
+            let Some(job) = next else { break };
+            let job = self.take(job);
+            spent = spent.saturating_add(cost(&job.inputs, job.opts.beam_size));
+            batch.push(job);
+        }
+        Some(batch)
     }
 
     fn decode(&self, batch: Vec<Job>) {

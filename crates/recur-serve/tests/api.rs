@@ -407,6 +407,7 @@ async fn full_queue_answers_503_with_retry_after() {
         Batching {
             window: Duration::ZERO,
             budget: 0,
+            workers: 1,
         },
     )
     .await;

@@ -29,6 +29,7 @@ async fn concurrent_answers_equal_decoding_alone() {
     let batching = Batching {
         window: Duration::from_millis(5),
         budget: 8192,
+        workers: 2,
     };
     let s = common::start(recur_serve::Limits::default(), batching).await;
     let words = common::hindi_words(240);

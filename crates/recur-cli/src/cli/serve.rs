@@ -22,8 +22,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2.0)]
     batch_window_ms: f64,
     /// Batch budget: source characters × beam decoded together (0 = no batching).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 1024)]
     batch_tokens: usize,
+    /// Batcher threads per model (one decodes while the next gathers).
+    #[arg(long, default_value_t = 1)]
+    batch_workers: usize,
     /// Requests waiting per model before 503.
     #[arg(long, default_value_t = 1024)]
     queue: usize,
@@ -78,6 +81,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         batching: Batching {
             window,
             budget: a.batch_tokens,
+            workers: a.batch_workers.max(1),
         },
     })?;
     Ok(())
