@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The server's checks outside `cargo test`, run by .ci/run: the web demo in headless Chromium,
-# schemathesis against /openapi.json (0 crashes, 0 5xx), SIGTERM exit status, and a short smoke
+# schemathesis against /openapi.json (0 crashes, 0 5xx), answers under concurrent load
+# byte-identical to `recur translate`, SIGTERM exit status, and a short smoke
 # run of the load benchmark. Installs what it needs from Debian, npm and PyPI; a browser or
 # fuzzer that truly cannot be installed is skipped with a message, anything else failing fails.
 set -euo pipefail
@@ -43,6 +44,8 @@ if [ -x "$venv/bin/schemathesis" ] || { python3 -m venv "$venv" && "$venv/bin/pi
 else
     echo "SKIP: schemathesis (pip install schemathesis failed)"
 fi
+echo "-- answers under concurrent load byte-identical to recur translate"
+python3 crates/recur-serve/tests/same_as_cli.py "$bin" "$addr" data/dakshina_hi/lexicons/hi.translit.sampled.test.tsv
 python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode())' "$addr" > "$target/serve-metrics.txt"
 grep -q '^recur_http_requests_total' "$target/serve-metrics.txt"
 if grep -E '^recur_http_requests_total\{.*status="5' "$target/serve-metrics.txt"; then
@@ -54,4 +57,4 @@ grep -q "shutting down" "$log"
 
 echo "-- load benchmark smoke run (not timed)"
 cargo run --release --quiet -p recur-serve --example load -- --clients 8 --seconds 2
-echo "serve checks: 3 passed, 0 failed"
+echo "serve checks: 4 passed, 0 failed"
