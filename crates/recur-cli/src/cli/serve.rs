@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Batching window in milliseconds: how long a batch waits for more requests.
     #[arg(long, default_value_t = 2.0)]
     batch_window_ms: f64,
-    /// Batch budget: source characters × beam decoded together (0 = no batching).
+    /// Batch budget: Σ (source characters + 1) × beam over the requests decoded together (0 = no
+    /// batching).
     #[arg(long, default_value_t = 1024)]
     batch_tokens: usize,
     /// Batcher threads per model (one decodes while the next gathers).
