@@ -147,6 +147,8 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
+    /// Serve models over HTTP: JSON API with dynamic batching, metrics and a web demo.
+    Serve(cli::serve::ServeArgs),
     /// Score a model on a TSV: exact match (any reference), WER, token error rate, top-k.
     Eval {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
@@ -276,6 +278,7 @@ fn main() -> ExitCode {
             topk,
             json,
         } => eval(model, data, src_col.zip(tgt_col), decode, topk, json).map(|()| Status::Ok),
+        Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
         Command::Data {
             task,
             n,

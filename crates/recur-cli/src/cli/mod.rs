@@ -4,5 +4,6 @@ pub mod eval;
 pub mod import;
 pub mod output;
 pub mod quickstart;
+pub mod serve;
 pub mod train;
 pub mod translate;
