@@ -473,7 +473,7 @@ unsafe fn product<K: Kernel>(
         while p0 < k {
             let kc = KC.min(k - p0);
             let acc = op.accumulate || p0 > 0;
-            pack_a(op, K::MR, i0, rows, p0, kc, apack);
+            pack_a::<K>(op, i0, rows, p0, kc, apack);
             for jp in first..last {
                 let panel = b.data.as_ptr().add(jp * k * K::NR + p0 * K::NR);
                 let cols = K::NR.min(n - jp * K::NR);
@@ -493,18 +493,17 @@ unsafe fn product<K: Kernel>(
 /// The largest register tile height of any path.
 const MAX_MR: usize = 16;
 
-/// Packs rows `i0..i0+rows` and depths `p0..p0+kc` of op(a) into tiles of `mr` rows: tile t
-/// holds, for each p, rows `mr·t..mr·t+mr` contiguous (zero-padded).
-fn pack_a(
+/// Packs rows `i0..i0+rows` and depths `p0..p0+kc` of op(a) into tiles of `mr = K::MR` rows:
+/// tile t holds, for each p, rows `mr·t..mr·t+mr` contiguous (zero-padded).
+fn pack_a<K: Kernel>(
     op: &Operands,
-    mr: usize,
     i0: usize,
     rows: usize,
     p0: usize,
     kc: usize,
     out: &mut Vec<f32>,
 ) {
-    let (a, a_rs, a_cs) = (op.a, op.a_rs, op.a_cs);
+    let (a, a_rs, a_cs, mr) = (op.a, op.a_rs, op.a_cs, K::MR);
     assert!(mr <= MAX_MR);
     let tiles = rows.div_ceil(mr);
     // Every element is overwritten below, so the buffer is only grown, never cleared.
@@ -514,8 +513,15 @@ fn pack_a(
     for t in 0..tiles {
         let dst = &mut out[t * kc * mr..][..kc * mr];
         let live = mr.min(rows - t * mr);
-        if a_rs == 1 {
-            // op(a) = aᵀ: the tile's rows are contiguous in memory for each p.
+        if a_rs == 1 && live == K::MR {
+            // op(a) = aᵀ: the tile's rows are contiguous in memory for each p. A copy of a
+            // constant length compiles to a few vector moves (a variable one called memmove
+            // for every p).
+            for p in 0..kc {
+                let src = (i0 + t * mr) + (p0 + p) * a_cs;
+                dst[p * K::MR..][..K::MR].copy_from_slice(&a[src..][..K::MR]);
+            }
+        } else if a_rs == 1 {
             for p in 0..kc {
                 let src = (i0 + t * mr) + (p0 + p) * a_cs;
                 dst[p * mr..p * mr + live].copy_from_slice(&a[src..src + live]);
