@@ -13,6 +13,11 @@
 //!   in fixed blocks of [`KC`] (that is what fixes the order).
 //! * AVX2+FMA: the same with panels of 16 columns and a 6×16 tile.
 //!
+//! Blocking (for a Zen 5 core: 48 KiB L1d, 1 MiB L2, a shared 32 MiB L3): a panel of `op(b)`
+//! at one k-block (KC × 32 floats = 32 KiB on AVX-512, 16 KiB on AVX2) stays in L1 while the
+//! register tiles of a packed chunk of `op(a)` (240 resp. 252 rows × KC ≈ 250 KiB, in L2) walk
+//! it; a chunk's rows of `c` take all their k-blocks before the next chunk (they stay in L3).
+//!
 //! Both paths run, for every element, the same chain: `acc = fma(a, b, acc)` from `acc = 0` over
 //! each k-block in order, then `c = acc` (first block, not accumulating) or `c = c + acc`. So
 //! they give bit-identical results; only the tile shapes (speed) differ. Threads split the
