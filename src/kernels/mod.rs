@@ -5,7 +5,7 @@
 //! (input projection, recurrence) are done by the caller with [`crate::gemm::matmul`].
 //!
 //! The activations are branch-free polynomial approximations (Cephes, within 2 ulp of the
-//! correctly rounded result) so that the loops vectorize; [`simd!`] compiles a kernel body for
+//! correctly rounded result) so that the loops vectorize; `simd!` compiles a kernel body for
 //! AVX-512F, AVX2+FMA and the baseline target and picks one at run time. Rust never fuses
 //! `a * b + c`, so all builds give bit-identical results.
 
