@@ -1,14 +1,33 @@
-//! GEMM throughput on the recurrent workloads' shapes (cargo run --release --example gemm_speed).
-use recur::gemm::{matmul, Trans};
+//! GEMM throughput on the recurrent workloads' shapes:
+//! `cargo run --release --example gemm_speed [-- FILTER [THREADS]]` (FILTER: a substring of the
+//! shape names; THREADS: 1 and 2 when omitted). Runs on the process's SIMD path
+//! (`RECUR_SIMD=avx512|avx2|portable` forces one). Wall-clock medians are noisy when other
+//! processes share the cores: for A/B comparisons of kernel changes, `perf stat -e cycles:u` on
+//! one filtered shape counts only this process's cycles.
+use recur::gemm::{matmul, simd_path, Trans};
 use std::time::Instant;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.first().cloned().unwrap_or_default();
+    let threads: Vec<usize> = match args.get(1).and_then(|t| t.parse().ok()) {
+        Some(t) => vec![t],
+        None => vec![1, 2],
+    };
     let shapes = [
         (
             "input proj 3200x2048x256 (N,T)",
             3200,
             2048,
             256,
+            Trans::N,
+            Trans::T,
+        ),
+        (
+            "input proj 3200x2048x1024 (N,T)",
+            3200,
+            2048,
+            1024,
             Trans::N,
             Trans::T,
         ),
@@ -38,28 +57,42 @@ fn main() {
         ),
         ("dh 64x512x2048 (N,N)", 64, 512, 2048, Trans::N, Trans::N),
     ];
-    for threads in [1, 2] {
-        for &(name, m, n, k, ta, tb) in &shapes {
+    println!("path {}", simd_path().name());
+    for &threads in &threads {
+        for &(name, m, n, k, ta, tb) in shapes.iter().filter(|s| s.0.contains(&filter)) {
             let a = vec![0.5f32; m * k];
             let b = vec![0.25f32; k * n];
             let mut c = vec![0.0f32; m * n];
             let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 2000.0) as usize;
             matmul(&mut c, &a, ta, &b, tb, m, n, k, false, threads);
-            let mut times = vec![];
+            let (mut times, mut cpu) = (vec![], vec![]);
             for _ in 0..5 {
-                let t0 = Instant::now();
+                let (t0, c0) = (Instant::now(), cpu_secs());
                 for _ in 0..reps {
                     matmul(&mut c, &a, ta, &b, tb, m, n, k, false, threads);
                 }
                 times.push(t0.elapsed().as_secs_f64() / reps as f64);
+                cpu.push((cpu_secs() - c0) / reps as f64);
             }
             times.sort_by(f64::total_cmp);
-            let t = times[2];
+            cpu.sort_by(f64::total_cmp);
+            let (t, tc) = (times[2], cpu[2]);
+            let gflops = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
             println!(
-                "threads={threads} {name:<34} {:>8.3} ms {:>7.1} GFLOP/s",
+                "threads={threads} {name:<34} {:>8.3} ms {:>7.1} GFLOP/s (this thread's CPU time: {:.1} GFLOP/s)",
                 t * 1e3,
-                2.0 * (m * n * k) as f64 / t / 1e9
+                gflops(t),
+                gflops(tc)
             );
         }
     }
+}
+
+/// This thread's CPU time in seconds (Linux `/proc/thread-self/schedstat`; NaN elsewhere): time
+/// the scheduler gave other processes is not in it.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns * 1e-9)
 }

@@ -16,7 +16,7 @@ pub enum Nonlinearity {
 
 simd! {
 /// Forward, step (1): `gates` (rows × H) pre-activations in, `h'` out; `h` (rows × H) gets `h'`.
-pub fn forward(rows: usize, hidden: usize, act: Nonlinearity, gates: &mut [f32], h: &mut [f32]) {
+pub fn forward, forward_on(rows: usize, hidden: usize, act: Nonlinearity, gates: &mut [f32], h: &mut [f32]) {
     let n = rows * hidden;
     for (a, h) in gates[..n].iter_mut().zip(&mut h[..n]) {
         *a = match act {
@@ -30,7 +30,7 @@ pub fn forward(rows: usize, hidden: usize, act: Nonlinearity, gates: &mut [f32],
 
 simd! {
 /// Backward through (1): `out` (rows × H) the saved `h'`, `dh` ∂L/∂h', `dgates` ∂L/∂a out.
-pub fn backward(
+pub fn backward, backward_on(
     rows: usize,
     hidden: usize,
     act: Nonlinearity,

@@ -19,7 +19,7 @@ simd! {
 /// * `hg` (rows × 3H): `ĥ` in; its n-part becomes `m` (the r and z parts are left as they are).
 /// * `b_hh` (3H): the recurrent bias, or `None`.
 /// * `h` (rows × H): previous state in, `h'` out.
-pub fn forward(
+pub fn forward, forward_on(
     rows: usize,
     hidden: usize,
     xg: &mut [f32],
@@ -92,7 +92,7 @@ simd! {
 /// * `dh` (rows × H): ∂L/∂h' in, the direct part `z ∂L/∂h'` of ∂L/∂h out (the caller adds
 ///   `dĥ · W_hh`).
 /// * `dxg` (rows × 3H): ∂L/∂x̂ out; `dhg` (rows × 3H): ∂L/∂ĥ out.
-pub fn backward(
+pub fn backward, backward_on(
     rows: usize,
     hidden: usize,
     act: &[f32],

@@ -19,7 +19,7 @@ simd! {
 /// * `c` (rows × H): previous cell state in, new cell state `c'` out.
 /// * `h` (rows × H): new hidden state `h'` out.
 /// * `tanh_c` (rows × H): `tanh(c')` out, for backward (a scratch row when not training).
-pub fn forward(
+pub fn forward, forward_on(
     rows: usize,
     hidden: usize,
     gates: &mut [f32],
@@ -89,7 +89,7 @@ simd! {
 /// * `dh` (rows × H): ∂L/∂h'.
 /// * `dc` (rows × H): ∂L/∂c' in, ∂L/∂c (previous state) out.
 /// * `dgates` (rows × 4H): ∂L/∂a out.
-pub fn backward(
+pub fn backward, backward_on(
     rows: usize,
     hidden: usize,
     act: &[f32],

@@ -5,9 +5,9 @@
 //! (input projection, recurrence) are done by the caller with [`crate::gemm::matmul`].
 //!
 //! The activations are branch-free polynomial approximations (Cephes, within 2 ulp of the
-//! correctly rounded result) so that the loops vectorize; [`simd!`] compiles a kernel body a
-//! second time for AVX2 and picks it at run time. Rust never fuses `a * b + c`, so both builds
-//! give bit-identical results.
+//! correctly rounded result) so that the loops vectorize; `simd!` compiles a kernel body for
+//! AVX-512F, AVX2+FMA and the baseline target and picks one at run time. Rust never fuses
+//! `a * b + c`, so all builds give bit-identical results.
 
 pub mod elman;
 pub mod gru;
@@ -66,28 +66,50 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
-/// Defines `pub fn $name($args)` that runs `$body` compiled for AVX2+FMA when the CPU has it,
-/// else for the baseline target (same results either way).
+/// Defines `pub fn $name($args)` that runs `$body` compiled for the [`simd_path`] of the
+/// process (AVX-512F, AVX2+FMA or the baseline target), and `pub fn $on(path, $args)` that runs
+/// it for a given path (for tests comparing paths; a path the CPU lacks becomes the fastest one
+/// below it). Rust never fuses `a * b + c` nor reassociates, so every build executes the same
+/// f32 operations per lane in the same order: all paths give the same bits, only the vector
+/// width differs.
+///
+/// [`simd_path`]: crate::gemm::simd_path
 macro_rules! simd {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$meta:meta])* pub fn $name:ident, $on:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $ty),*) {
+            $on(crate::gemm::simd_path(), $($arg),*)
+        }
+
+        #[doc(hidden)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $on(path: crate::gemm::SimdPath, $($arg: $ty),*) {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx512f,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn fast($($arg: $ty),*) {
+                unsafe fn avx512($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if crate::gemm::has_simd() {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                match path.or_supported() {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
+                    crate::gemm::SimdPath::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-                    return unsafe { fast($($arg),*) };
+                    crate::gemm::SimdPath::Avx2 => return unsafe { avx2($($arg),*) },
+                    crate::gemm::SimdPath::Portable => {}
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = path;
             body($($arg),*)
         }
     };

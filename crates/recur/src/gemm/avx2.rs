@@ -1,0 +1,158 @@
+//! AVX2+FMA kernels: a 6×16 register tile (6 × 2 accumulators + 2 panel registers + 1
+//! broadcast ≤ 16 ymm registers) and a one-row path.
+
+use std::arch::x86_64::*;
+
+use super::{Kernel, PackedB, KC};
+
+/// The AVX2+FMA path.
+pub(super) struct Avx2;
+
+/// Columns per panel (two 8-lane registers).
+const NR: usize = 16;
+/// Rows per register tile.
+const MR: usize = 6;
+
+impl Kernel for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    /// 252 rows × KC = 252 KiB of packed op(a): stays in L2.
+    const MC: usize = 42 * MR;
+
+    unsafe fn tile(
+        rows: usize,
+        kc: usize,
+        a: *const f32,
+        panel: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        acc: bool,
+    ) {
+        match rows {
+            6 => tile::<6>(kc, a, panel, c, ldc, cols, acc),
+            5 => tile::<5>(kc, a, panel, c, ldc, cols, acc),
+            4 => tile::<4>(kc, a, panel, c, ldc, cols, acc),
+            3 => tile::<3>(kc, a, panel, c, ldc, cols, acc),
+            2 => tile::<2>(kc, a, panel, c, ldc, cols, acc),
+            _ => tile::<1>(kc, a, panel, c, ldc, cols, acc),
+        }
+    }
+
+    unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, acc: bool) {
+        row(c, a, b, first, last, acc)
+    }
+}
+
+/// An R×16 register tile: `acc[r] = Σ_p a[r, p] · panel[p]` in order of p (one FMA chain per
+/// element), then stored (or added) into the first `cols` columns of R rows of `c`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    panel: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    let mut lo = [_mm256_setzero_ps(); R];
+    let mut hi = [_mm256_setzero_ps(); R];
+    for p in 0..kc {
+        let b0 = _mm256_loadu_ps(panel.add(p * NR));
+        let b1 = _mm256_loadu_ps(panel.add(p * NR + 8));
+        for r in 0..R {
+            let av = _mm256_broadcast_ss(&*a.add(p * MR + r));
+            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+        }
+    }
+    for r in 0..R {
+        store(c.add(r * ldc), lo[r], hi[r], cols, accumulate);
+    }
+}
+
+/// Stores (or adds: `c + sum`) one row's 16 sums `lo`, `hi` into its first `cols` columns.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store(row: *mut f32, lo: __m256, hi: __m256, cols: usize, accumulate: bool) {
+    if cols == NR {
+        let (mut x0, mut x1) = (lo, hi);
+        if accumulate {
+            x0 = _mm256_add_ps(_mm256_loadu_ps(row), x0);
+            x1 = _mm256_add_ps(_mm256_loadu_ps(row.add(8)), x1);
+        }
+        _mm256_storeu_ps(row, x0);
+        _mm256_storeu_ps(row.add(8), x1);
+    } else {
+        // Edge panel: the same sums, written through a buffer.
+        let mut buf = [0.0f32; NR];
+        _mm256_storeu_ps(buf.as_mut_ptr(), lo);
+        _mm256_storeu_ps(buf.as_mut_ptr().add(8), hi);
+        for (j, &v) in buf[..cols].iter().enumerate() {
+            *row.add(j) = if accumulate { *row.add(j) + v } else { v };
+        }
+    }
+}
+
+/// Panels walked together by [`row`]: 2·[`ROW_PANELS`] independent FMA chains hide the FMA
+/// latency that a single 1×16 tile (two chains) waits on.
+const ROW_PANELS: usize = 4;
+
+/// The product of one row `a` (`k` contiguous elements of op(a)) for panels `[first, last)`:
+/// the same k-blocks and the same FMA chain per element as [`tile`]`::<1>`, so the same bits as
+/// that row inside any larger product.
+///
+/// SAFETY: caller guarantees AVX2 and FMA, and that `c` points to `b.n` floats of which this
+/// call may write the columns of its panels.
+unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, accumulate: bool) {
+    let k = b.k();
+    let mut p0 = 0;
+    while p0 < k {
+        let kc = KC.min(k - p0);
+        let acc = accumulate || p0 > 0;
+        let ap = a.as_ptr().add(p0);
+        let mut jp = first;
+        while jp < last {
+            let group = ROW_PANELS.min(last - jp);
+            match group {
+                4 => row_panels::<4>(kc, ap, b, p0, jp, c, acc),
+                3 => row_panels::<3>(kc, ap, b, p0, jp, c, acc),
+                2 => row_panels::<2>(kc, ap, b, p0, jp, c, acc),
+                _ => row_panels::<1>(kc, ap, b, p0, jp, c, acc),
+            }
+            jp += group;
+        }
+        p0 += kc;
+    }
+}
+
+/// P panels from `jp` on, depths `p0..p0+kc`, for one row: `acc[q] = Σ_p a[p] · panel_q[p]` in
+/// order of p, then stored (or added) into `c`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_panels<const P: usize>(
+    kc: usize,
+    a: *const f32,
+    b: &PackedB,
+    p0: usize,
+    jp: usize,
+    c: *mut f32,
+    accumulate: bool,
+) {
+    let (n, k) = (b.n(), b.k());
+    let base = b.data.as_ptr().add(jp * k * NR + p0 * NR);
+    let mut lo = [_mm256_setzero_ps(); P];
+    let mut hi = [_mm256_setzero_ps(); P];
+    for p in 0..kc {
+        let av = _mm256_broadcast_ss(&*a.add(p));
+        for q in 0..P {
+            let panel = base.add(q * k * NR + p * NR);
+            lo[q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(panel), lo[q]);
+            hi[q] = _mm256_fmadd_ps(av, _mm256_loadu_ps(panel.add(8)), hi[q]);
+        }
+    }
+    for q in 0..P {
+        let j = (jp + q) * NR;
+        store(c.add(j), lo[q], hi[q], NR.min(n - j), accumulate);
+    }
+}
