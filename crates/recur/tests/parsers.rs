@@ -182,9 +182,9 @@ fn config_of_a_gigantic_model_is_an_error() {
     let config =
         std::fs::read(fuzz_dir().join("regressions/model_config_json/hidden_size_1e8.json"))
             .unwrap();
-    let err = from_files(&config, &src, &tgt, &weights)
-        .err()
-        .expect("a model of terabytes must be refused");
+    let Err(err) = from_files(&config, &src, &tgt, &weights) else {
+        panic!("a model of terabytes must be refused");
+    };
     let msg = err.to_string();
     assert!(msg.contains("model size"), "{msg}");
     assert!(msg.contains("hidden_size 100000000"), "{msg}");
@@ -213,12 +213,14 @@ fn write_tiny_model() {
         t.extend(extra.iter().map(|s| s.to_string()));
         Vocab::from_tokens(t).unwrap()
     };
-    let mut config = RunConfig::default();
-    config.model = Seq2SeqConfig {
-        emb_dim: 3,
-        hidden_size: 4,
-        attn_dim: 2,
-        ..Seq2SeqConfig::default()
+    let config = RunConfig {
+        model: Seq2SeqConfig {
+            emb_dim: 3,
+            hidden_size: 4,
+            attn_dim: 2,
+            ..Seq2SeqConfig::default()
+        },
+        ..RunConfig::default()
     };
     let t = Transducer::new(config, tokens(&["a", "b"]), tokens(&["x", "y", "z"])).unwrap();
     let dir = fuzz_dir().join("seeds/tiny_model");
