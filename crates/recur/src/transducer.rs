@@ -284,8 +284,23 @@ impl Transducer {
                 ),
             });
         }
-        let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
         let weights = origin.join(MODEL_FILE);
+        // A model's f32 values are all in its weights file: a config asking for more than the
+        // file holds is refused before the model is allocated (memory bounded by the input).
+        config.model.validate()?;
+        let needed = config.model.param_count().saturating_mul(4);
+        if needed > files.weights.len() as u128 {
+            return Err(Error::Parse {
+                path: origin.join(CONFIG_FILE),
+                line: None,
+                msg: format!(
+                    "the model needs {} parameters ({needed} bytes) but {MODEL_FILE} has {} bytes",
+                    config.model.param_count(),
+                    files.weights.len()
+                ),
+            });
+        }
+        let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
         set_params(
             tensors_from_bytes(&files.weights, &weights)?,
             &weights,

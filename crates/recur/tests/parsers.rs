@@ -194,6 +194,34 @@ fn config_of_a_gigantic_model_is_an_error() {
     );
 }
 
+/// Found by the `model_config_json` target (run without the check above): hidden_size 4444
+/// with the tiny model's vocabularies is a model of 3.2 GB, under the 4 GiB limit, which
+/// `Transducer::from_files` allocated and initialised before finding that the 6 kB weights
+/// file cannot hold it (out of memory at the fuzzer's 2 GB). Now refused before allocating:
+/// the weights file must hold 4 bytes per parameter.
+/// `fuzz/regressions/model_config_json/hidden_size_4444_oom.json`.
+#[test]
+fn config_of_a_model_larger_than_its_weights_file_is_an_error() {
+    let [_, src, tgt, weights] = tiny_model();
+    let config =
+        std::fs::read(fuzz_dir().join("regressions/model_config_json/hidden_size_4444_oom.json"))
+            .unwrap();
+    let start = std::time::Instant::now();
+    let Err(err) = from_files(&config, &src, &tgt, &weights) else {
+        panic!("a model larger than its weights file must be refused");
+    };
+    assert!(start.elapsed().as_secs() < 1, "{:?}", start.elapsed());
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("fuzz_model/config.json: the model needs"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("model.safetensors has {} bytes", weights.len())),
+        "{msg}"
+    );
+}
+
 // ---- The tiny model the model targets start from. ----
 
 #[test]
