@@ -285,27 +285,24 @@ impl Transducer {
             });
         }
         let weights = origin.join(MODEL_FILE);
-        // A model's f32 values are all in its weights file: a config asking for more than the
-        // file holds is refused before the model is allocated (memory bounded by the input).
+        let tensors = tensors_from_bytes(&files.weights, &weights)?;
+        // A model's values are all in its weights file: a config asking for more is refused
+        // before the model is allocated (memory bounded by the input, whatever the config says).
         config.model.validate()?;
-        let needed = config.model.param_count().saturating_mul(4);
-        if needed > files.weights.len() as u128 {
+        let stored: u128 = tensors.iter().map(|(_, t)| t.numel() as u128).sum();
+        if config.model.param_count() > stored {
             return Err(Error::Parse {
                 path: origin.join(CONFIG_FILE),
                 line: None,
                 msg: format!(
-                    "the model needs {} parameters ({needed} bytes) but {MODEL_FILE} has {} bytes",
+                    "the model needs {} parameters ({} bytes) but {MODEL_FILE} holds {stored}",
                     config.model.param_count(),
-                    files.weights.len()
+                    config.model.param_count().saturating_mul(4)
                 ),
             });
         }
         let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
-        set_params(
-            tensors_from_bytes(&files.weights, &weights)?,
-            &weights,
-            &mut model,
-        )?;
+        set_params(tensors, &weights, &mut model)?;
         Ok(Transducer {
             model,
             src_vocab,
