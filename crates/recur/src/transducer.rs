@@ -305,16 +305,27 @@ impl Transducer {
                 ),
             });
         }
+        let weights = origin.join(MODEL_FILE);
+        let tensors = tensors_from_bytes(&files.weights, &weights)?;
+        // A model's values are all in its weights file: a config asking for more is refused
+        // before the model is allocated (memory bounded by the input, whatever the config says).
         config.model.validate()?;
         let what = format!("the model of {}", origin.display());
         limits::check_memory("load", &what, limits::model_bytes(&config.model))?;
+        let stored: u128 = tensors.iter().map(|(_, t)| t.numel() as u128).sum();
+        if config.model.param_count() > stored {
+            return Err(Error::Parse {
+                path: origin.join(CONFIG_FILE),
+                line: None,
+                msg: format!(
+                    "the model needs {} parameters ({} bytes) but {MODEL_FILE} holds {stored}",
+                    config.model.param_count(),
+                    config.model.param_count().saturating_mul(4)
+                ),
+            });
+        }
         let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
-        let weights = origin.join(MODEL_FILE);
-        set_params(
-            tensors_from_bytes(&files.weights, &weights)?,
-            &weights,
-            &mut model,
-        )?;
+        set_params(tensors, &weights, &mut model)?;
         Ok(Transducer {
             model,
             src_vocab,

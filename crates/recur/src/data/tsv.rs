@@ -81,7 +81,21 @@ pub fn read_parallel_tsv(path: impl AsRef<Path>, opts: &TsvOptions) -> Result<Ts
 pub fn parse_parallel_tsv(bytes: &[u8], path: &Path, opts: &TsvOptions) -> Result<TsvReport> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut report = TsvReport::default();
-    let need = opts.src_col.max(opts.tgt_col) + 1;
+    // A column index comes from a config file: `usize::MAX` must be an error, not an overflow.
+    let need = opts
+        .src_col
+        .max(opts.tgt_col)
+        .checked_add(1)
+        .ok_or_else(|| Error::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            msg: format!(
+                "source column {} / target column {}: a column index must be below {}",
+                opts.src_col,
+                opts.tgt_col,
+                usize::MAX
+            ),
+        })?;
     let mut rest = bytes;
     let mut line_no = 0;
     while !rest.is_empty() {
