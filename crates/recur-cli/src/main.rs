@@ -143,6 +143,11 @@ enum Command {
         /// Sentence mode: transliterate each word of a line, keep spacing and punctuation.
         #[arg(long)]
         sentences: bool,
+        /// Output format: `text` (one line per input line) or `jsonl` (one JSON object per
+        /// input line with the n-best hypotheses, scores and alignments; per word in
+        /// sentence mode).
+        #[arg(long, value_enum, default_value_t = cli::translate::OutputFormat::Text)]
+        format: cli::translate::OutputFormat,
         /// Lines decoded together.
         #[arg(long, default_value_t = 256)]
         batch: usize,
@@ -256,6 +261,7 @@ fn main() -> ExitCode {
             scores,
             alignments,
             sentences,
+            format,
             batch,
         } => translate(
             model,
@@ -266,6 +272,7 @@ fn main() -> ExitCode {
                 scores,
                 alignments,
                 batch,
+                output: format,
             },
         )
         .map(|()| Status::Ok),
@@ -392,8 +399,9 @@ fn translate(
     if fmt.batch == 0 {
         bail!("--batch: expected at least 1, got 0");
     }
-    if fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
-        bail!("--sentences prints one line per input line: --scores, --alignments and --nbest are for word mode");
+    let text = fmt.output == cli::translate::OutputFormat::Text;
+    if text && fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
+        bail!("--sentences prints one line per input line: --scores, --alignments and --nbest need --format jsonl");
     }
     let t = load_model(&model)?;
     let opts = decode.options(fmt.alignments, &t.config.decode)?;

@@ -282,3 +282,50 @@ fn shipped_models_work_by_name_from_any_directory() {
         "HH EH L OW\nR IY K ER AH N T\n"
     );
 }
+
+/// `--format jsonl`: one object per input line with the n-best hypotheses (scores, alignments);
+/// in sentence mode, the line's output and each word's hypotheses.
+#[test]
+fn translate_jsonl_carries_nbest_scores_and_words() {
+    let run = |args: &[&str], input: &str| {
+        let out = with_stdin(
+            recur()
+                .args(["translate", "--model", "hi-translit", "--format", "jsonl"])
+                .args(args),
+            input,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let words = run(&["--beam", "3", "--nbest", "2", "--alignments"], "ghar\n\n");
+    assert_eq!(words.len(), 2, "an empty line is an object too");
+    let h = words[0]["hypotheses"].as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0]["text"], "घर");
+    assert!(h[0]["score"].as_f64().unwrap() >= h[1]["score"].as_f64().unwrap());
+    assert_eq!(
+        h[0]["alignment"].as_array().unwrap().len(),
+        2,
+        "one per output token"
+    );
+
+    let lines = run(
+        &["--sentences", "--beam", "3", "--nbest", "2"],
+        "main ghar 25.\n",
+    );
+    assert_eq!(lines[0]["output"], "मैं घर 25।");
+    let w = lines[0]["words"].as_array().unwrap();
+    assert_eq!(
+        (w[0]["word"].as_str(), w[1]["word"].as_str()),
+        (Some("main"), Some("ghar"))
+    );
+    assert_eq!(w[1]["hypotheses"].as_array().unwrap().len(), 2);
+}

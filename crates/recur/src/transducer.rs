@@ -230,6 +230,24 @@ pub struct Output {
     pub attention: Vec<Vec<f32>>,
 }
 
+/// One line in sentence mode: its output and each word's outputs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SentenceOutput {
+    /// The line with its words transduced (best outputs) and the rest passed through.
+    pub output: String,
+    /// The words, in order.
+    pub words: Vec<WordOutput>,
+}
+
+/// One word of a line in sentence mode.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WordOutput {
+    /// The word as it stood in the line.
+    pub word: String,
+    /// Its outputs, best first.
+    pub outputs: Vec<Output>,
+}
+
 /// A trained model with everything needed to turn strings into strings.
 #[derive(Clone, Debug)]
 pub struct Transducer {
@@ -421,6 +439,20 @@ impl Transducer {
     /// characters the source alphabet covers) and passes everything else through, after the
     /// model's `[text]` rules (sentence-final punctuation, digits, word separators).
     pub fn translate_sentences(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<String>> {
+        Ok(self
+            .translate_sentences_detailed(lines, opts)?
+            .into_iter()
+            .map(|s| s.output)
+            .collect())
+    }
+
+    /// [`Self::translate_sentences`] with, for every word of every line, its outputs best
+    /// first (`opts.nbest` of them, with attention when asked for).
+    pub fn translate_sentences_detailed(
+        &self,
+        lines: &[&str],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<SentenceOutput>> {
         let split: Vec<Vec<Piece>> = lines
             .iter()
             .map(|l| text::segment(l, |c| self.covers(c)))
@@ -435,25 +467,27 @@ impl Transducer {
             .collect();
         // `translate` decodes in chunks of a bounded size (the same results: decoding does not
         // depend on batch composition), which keeps every buffer small enough to be reused.
-        let mut outs = self
-            .translate(&words, opts)?
-            .into_iter()
-            .map(|mut o| o.swap_remove(0).text);
+        let mut outs = self.translate(&words, opts)?.into_iter();
         let rules = &self.config.text;
-        Ok(split
-            .iter()
-            .map(|pieces| {
-                let n = pieces.len();
-                pieces
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| match p {
-                        Piece::Word(_) => outs.next().unwrap_or_default(),
-                        Piece::Keep(k) => rules.keep(k, i + 1 == n),
-                    })
-                    .collect()
-            })
-            .collect())
+        let mut result = Vec::with_capacity(lines.len());
+        for pieces in &split {
+            let (mut output, mut words) = (String::new(), Vec::new());
+            for (i, p) in pieces.iter().enumerate() {
+                match p {
+                    Piece::Word(w) => {
+                        let hyps = outs.next().unwrap_or_default();
+                        output.push_str(hyps.first().map_or("", |o| o.text.as_str()));
+                        words.push(WordOutput {
+                            word: w.to_string(),
+                            outputs: hyps,
+                        });
+                    }
+                    Piece::Keep(k) => output.push_str(&rules.keep(k, i + 1 == pieces.len())),
+                }
+            }
+            result.push(SentenceOutput { output, words });
+        }
+        Ok(result)
     }
 
     /// Whether the model's source alphabet has the character `c` (after the source

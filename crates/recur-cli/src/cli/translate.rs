@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use recur::limits;
 use recur::seq2seq::search::DecodeOptions;
 use recur::text::{segment, Piece};
-use recur::transducer::Transducer;
+use recur::transducer::{Output, Transducer};
 
 /// How to print.
 pub struct Format {
@@ -18,6 +18,46 @@ pub struct Format {
     pub alignments: bool,
     /// Lines decoded together.
     pub batch: usize,
+    /// Plain lines or JSON lines.
+    pub output: OutputFormat,
+}
+
+/// How `translate` writes its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One line per input line (n-best: one line per hypothesis, a blank line after each input).
+    Text,
+    /// One JSON object per input line: `{"input", "hypotheses": [{"text", "score", "log_prob",
+    /// "truncated", "alignment"?}]}`, or in sentence mode `{"input", "output", "words":
+    /// [{"word", "hypotheses"}]}`.
+    Jsonl,
+}
+
+/// A hypothesis as a JSON line shows it.
+fn hypothesis_json(o: &Output, alignments: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "text": o.text,
+        "score": o.score,
+        "log_prob": o.log_prob,
+        "truncated": o.truncated,
+    });
+    if alignments {
+        v["alignment"] = serde_json::json!(alignment(o));
+    }
+    v
+}
+
+/// The source position with the highest attention weight, per output token.
+fn alignment(o: &Output) -> Vec<usize> {
+    o.attention
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (j, &a)| if a > b.1 { (j, a) } else { b })
+                .0
+        })
+        .collect()
 }
 
 /// Characters of input decoded together at most (so that a batch of long lines stays small).
@@ -116,6 +156,9 @@ fn emit(
         return Ok(());
     }
     let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+    if fmt.output == OutputFormat::Jsonl {
+        return emit_jsonl(t, &refs, out, opts, fmt);
+    }
     if fmt.sentences {
         for s in t.translate_sentences(&refs, opts)? {
             writeln!(out, "{s}")?;
@@ -130,17 +173,7 @@ fn emit(
                 line.push_str(&format!("\t{:.4}", o.score));
             }
             if fmt.alignments {
-                let al: Vec<String> = o
-                    .attention
-                    .iter()
-                    .map(|row| {
-                        row.iter()
-                            .enumerate()
-                            .fold((0, f32::MIN), |b, (j, &a)| if a > b.1 { (j, a) } else { b })
-                            .0
-                            .to_string()
-                    })
-                    .collect();
+                let al: Vec<String> = alignment(o).iter().map(usize::to_string).collect();
                 line.push_str(&format!("\t{}", al.join(" ")));
             }
             if o.truncated {
@@ -154,6 +187,42 @@ fn emit(
         if nbest {
             writeln!(out)?;
         }
+    }
+    Ok(())
+}
+
+/// JSON lines: one object per input line, hypotheses with scores (and alignments).
+fn emit_jsonl(
+    t: &Transducer,
+    lines: &[&str],
+    out: &mut impl Write,
+    opts: &DecodeOptions,
+    fmt: &Format,
+) -> Result<()> {
+    let hyps = |outs: &[Output]| -> Vec<serde_json::Value> {
+        outs.iter()
+            .take(opts.nbest)
+            .map(|o| hypothesis_json(o, fmt.alignments))
+            .collect()
+    };
+    if fmt.sentences {
+        for (line, s) in lines
+            .iter()
+            .zip(t.translate_sentences_detailed(lines, opts)?)
+        {
+            let words: Vec<serde_json::Value> = s
+                .words
+                .iter()
+                .map(|w| serde_json::json!({"word": w.word, "hypotheses": hyps(&w.outputs)}))
+                .collect();
+            let v = serde_json::json!({"input": line, "output": s.output, "words": words});
+            writeln!(out, "{v}")?;
+        }
+        return Ok(());
+    }
+    for (line, outs) in lines.iter().zip(t.translate(lines, opts)?) {
+        let v = serde_json::json!({"input": line, "hypotheses": hyps(&outs)});
+        writeln!(out, "{v}")?;
     }
     Ok(())
 }
