@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, PackedB, KC};
+use super::{Kernel, PackedB};
 
 /// The AVX2+FMA path.
 pub(super) struct Avx2;
@@ -39,8 +39,22 @@ impl Kernel for Avx2 {
         }
     }
 
-    unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, acc: bool) {
-        row(c, a, b, first, last, acc)
+    unsafe fn row_group(
+        group: usize,
+        kc: usize,
+        a: *const f32,
+        b: &PackedB,
+        p0: usize,
+        jp: usize,
+        c: *mut f32,
+        acc: bool,
+    ) {
+        match group {
+            4 => row_panels::<4>(kc, a, b, p0, jp, c, acc),
+            3 => row_panels::<3>(kc, a, b, p0, jp, c, acc),
+            2 => row_panels::<2>(kc, a, b, p0, jp, c, acc),
+            _ => row_panels::<1>(kc, a, b, p0, jp, c, acc),
+        }
     }
 }
 
@@ -92,38 +106,6 @@ unsafe fn store(row: *mut f32, lo: __m256, hi: __m256, cols: usize, accumulate: 
         for (j, &v) in buf[..cols].iter().enumerate() {
             *row.add(j) = if accumulate { *row.add(j) + v } else { v };
         }
-    }
-}
-
-/// Panels walked together by [`row`]: 2·[`ROW_PANELS`] independent FMA chains hide the FMA
-/// latency that a single 1×16 tile (two chains) waits on.
-const ROW_PANELS: usize = 4;
-
-/// The product of one row `a` (`k` contiguous elements of op(a)) for panels `[first, last)`:
-/// the same k-blocks and the same FMA chain per element as [`tile`]`::<1>`, so the same bits as
-/// that row inside any larger product.
-///
-/// SAFETY: caller guarantees AVX2 and FMA, and that `c` points to `b.n` floats of which this
-/// call may write the columns of its panels.
-unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, accumulate: bool) {
-    let k = b.k();
-    let mut p0 = 0;
-    while p0 < k {
-        let kc = KC.min(k - p0);
-        let acc = accumulate || p0 > 0;
-        let ap = a.as_ptr().add(p0);
-        let mut jp = first;
-        while jp < last {
-            let group = ROW_PANELS.min(last - jp);
-            match group {
-                4 => row_panels::<4>(kc, ap, b, p0, jp, c, acc),
-                3 => row_panels::<3>(kc, ap, b, p0, jp, c, acc),
-                2 => row_panels::<2>(kc, ap, b, p0, jp, c, acc),
-                _ => row_panels::<1>(kc, ap, b, p0, jp, c, acc),
-            }
-            jp += group;
-        }
-        p0 += kc;
     }
 }
 

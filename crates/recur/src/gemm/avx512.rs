@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, PackedB, KC};
+use super::{Kernel, PackedB};
 
 /// The AVX-512F path.
 pub(super) struct Avx512;
@@ -50,8 +50,22 @@ impl Kernel for Avx512 {
         }
     }
 
-    unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, acc: bool) {
-        row(c, a, b, first, last, acc)
+    unsafe fn row_group(
+        group: usize,
+        kc: usize,
+        a: *const f32,
+        b: &PackedB,
+        p0: usize,
+        jp: usize,
+        c: *mut f32,
+        acc: bool,
+    ) {
+        match group {
+            4 => row_panels::<4>(kc, a, b, p0, jp, c, acc),
+            3 => row_panels::<3>(kc, a, b, p0, jp, c, acc),
+            2 => row_panels::<2>(kc, a, b, p0, jp, c, acc),
+            _ => row_panels::<1>(kc, a, b, p0, jp, c, acc),
+        }
     }
 }
 
@@ -121,38 +135,6 @@ unsafe fn store(row: *mut f32, lo: __m512, hi: __m512, cols: usize, accumulate: 
         }
         _mm512_mask_storeu_ps(row, m0, x0);
         _mm512_mask_storeu_ps(row_hi, m1, x1);
-    }
-}
-
-/// Panels walked together by [`row`]: 2·[`ROW_PANELS`] independent FMA chains cover the FMA
-/// latency; the loop streams the weights, so more would not help.
-const ROW_PANELS: usize = 4;
-
-/// The product of one row `a` (`k` contiguous elements of op(a)) for panels `[first, last)`:
-/// the same k-blocks and the same FMA chain per element as [`tile`]`::<1>`, so the same bits as
-/// that row inside any larger product (and as the AVX2 path).
-///
-/// SAFETY: caller guarantees AVX-512F, AVX2 and FMA, and that `c` points to `b.n` floats of
-/// which this call may write the columns of its panels.
-unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, accumulate: bool) {
-    let k = b.k();
-    let mut p0 = 0;
-    while p0 < k {
-        let kc = KC.min(k - p0);
-        let acc = accumulate || p0 > 0;
-        let ap = a.as_ptr().add(p0);
-        let mut jp = first;
-        while jp < last {
-            let group = ROW_PANELS.min(last - jp);
-            match group {
-                4 => row_panels::<4>(kc, ap, b, p0, jp, c, acc),
-                3 => row_panels::<3>(kc, ap, b, p0, jp, c, acc),
-                2 => row_panels::<2>(kc, ap, b, p0, jp, c, acc),
-                _ => row_panels::<1>(kc, ap, b, p0, jp, c, acc),
-            }
-            jp += group;
-        }
-        p0 += kc;
     }
 }
 

@@ -394,12 +394,56 @@ trait Kernel {
         accumulate: bool,
     );
 
-    /// The product of one row `a` (`k` contiguous values of op(a)) for panels `[first, last)`,
-    /// with the bits of [`Kernel::tile`] for that row.
+    /// One row times `group` (1 to [`ROW_PANELS`]) panels from `jp` on, at depths
+    /// `p0..p0+kc`: per element the FMA chain of [`Kernel::tile`] for that row, stored (or
+    /// added, when `accumulate`) into `c`.
     ///
-    /// SAFETY: the CPU supports the path; `c` points to `b.n` floats of which this call may
-    /// write the columns of its panels.
-    unsafe fn row(c: *mut f32, a: &[f32], b: &PackedB, first: usize, last: usize, accumulate: bool);
+    /// SAFETY: the CPU supports the path; `a` holds `kc` values; `c` points to `b.n` floats of
+    /// which this call may write the columns of those panels.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_group(
+        group: usize,
+        kc: usize,
+        a: *const f32,
+        b: &PackedB,
+        p0: usize,
+        jp: usize,
+        c: *mut f32,
+        accumulate: bool,
+    );
+}
+
+/// Panels a one-row product walks together: 2·`ROW_PANELS` independent FMA chains hide the FMA
+/// latency that a single panel's chains would wait on.
+const ROW_PANELS: usize = 4;
+
+/// The product of one row `a` (`k` contiguous values of op(a)) for panels `[first, last)`, in
+/// the k-blocks of [`KC`], so each element is the same FMA chain as that row inside any larger
+/// product.
+///
+/// SAFETY: the CPU supports `K`'s path; `c` points to `b.n` floats of which this call may write
+/// the columns of its panels.
+unsafe fn row<K: Kernel>(
+    c: *mut f32,
+    a: &[f32],
+    b: &PackedB,
+    first: usize,
+    last: usize,
+    accumulate: bool,
+) {
+    let k = b.k();
+    let mut p0 = 0;
+    while p0 < k {
+        let kc = KC.min(k - p0);
+        let acc = accumulate || p0 > 0;
+        let mut jp = first;
+        while jp < last {
+            let group = ROW_PANELS.min(last - jp);
+            K::row_group(group, kc, a.as_ptr().add(p0), b, p0, jp, c, acc);
+            jp += group;
+        }
+        p0 += kc;
+    }
 }
 
 /// Runs the product on `K`, splitting the column panels among up to `threads` threads.
@@ -424,7 +468,7 @@ unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
             // One row (a matrix-vector product): op(a) is contiguous whatever `ta`, no packing.
             // SAFETY: as below; the row has k elements.
             return unsafe {
-                K::row(
+                row::<K>(
                     c_addr as *mut f32,
                     &op.a[..k],
                     op.b,
