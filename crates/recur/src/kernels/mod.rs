@@ -116,6 +116,23 @@ macro_rules! simd {
 }
 pub(crate) use simd;
 
+simd! {
+    /// `out[r·d + i] = tanh(q[i] + keys[r·d + i])` for every row `r` of `keys` (`d = q.len()`):
+    /// additive attention's energies of one query against its keys, before the weighting by
+    /// `v`.
+    pub fn tanh_sum_rows, tanh_sum_rows_on(out: &mut [f32], q: &[f32], keys: &[f32]) {
+        let d = q.len();
+        if d == 0 {
+            return;
+        }
+        for (o, k) in out.chunks_exact_mut(d).zip(keys.chunks_exact(d)) {
+            for ((oi, &x), &y) in o.iter_mut().zip(q).zip(k) {
+                *oi = tanh(x + y);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +142,30 @@ mod tests {
         (-200_000..=200_000)
             .map(|i| i as f32 * 5e-4)
             .chain([-100.0, -90.0, 89.0, 100.0, 1e-30, -1e-30, 0.0])
+    }
+
+    #[test]
+    fn tanh_sum_rows_is_the_scalar_loop_on_every_path() {
+        let q: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let keys: Vec<f32> = (0..37 * 5).map(|i| (i as f32 * 0.11).cos() * 4.0).collect();
+        let want: Vec<f32> = keys
+            .chunks(37)
+            .flat_map(|k| {
+                k.iter()
+                    .zip(&q)
+                    .map(|(&y, &x)| tanh(x + y))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for path in crate::gemm::SimdPath::ALL {
+            let mut out = vec![0.0; keys.len()];
+            tanh_sum_rows_on(path, &mut out, &q, &keys);
+            let same = out
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{path:?}");
+        }
     }
 
     #[test]

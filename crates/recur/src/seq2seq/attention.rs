@@ -15,7 +15,7 @@
 use super::config::AttentionKind;
 use crate::error::Result;
 use crate::gemm::PackedB;
-use crate::kernels::tanh;
+use crate::kernels::{self, tanh};
 use crate::module::{Module, Param, Rng64};
 use crate::nn::linear::Linear;
 use crate::tensor::Tensor;
@@ -278,24 +278,20 @@ impl Bahdanau {
         let wq = zeroed(&mut w.wq, bsz * a_dim); // (B, A)
         self.w_query.forward_rows_with(w_query, &w.query, bsz, wq)?;
         let v = self.v.weight.value.data();
-        let t = zeroed(&mut w.t, if train { bsz * s * a_dim } else { 0 });
+        // Training keeps every row's `t`; decoding reuses one row's worth.
+        let t = zeroed(&mut w.t, if train { bsz * s } else { s } * a_dim);
         let scores = zeroed(&mut w.weights, bsz * s);
         for b in 0..bsz {
             let wq_b = &wq[b * a_dim..][..a_dim];
-            let at = mem.at(b, a_dim);
-            for j in 0..mem.lengths[b] {
-                let kp = &mem.proj[at + j * a_dim..][..a_dim];
+            let (at, len) = (mem.at(b, a_dim), mem.lengths[b]);
+            let t_b = &mut t[if train { b * s * a_dim } else { 0 }..][..len * a_dim];
+            // (1), vectorised over the row's keys; (2) below in the order of `a`, so the
+            // bits are those of one scalar loop.
+            kernels::tanh_sum_rows(t_b, wq_b, &mem.proj[at..][..len * a_dim]);
+            for (j, tj) in t_b.chunks_exact(a_dim).enumerate() {
                 let mut score = 0.0f32;
-                if train {
-                    let tj = &mut t[(b * s + j) * a_dim..][..a_dim];
-                    for ((ti, &x), (&y, &vi)) in tj.iter_mut().zip(wq_b).zip(kp.iter().zip(v)) {
-                        *ti = tanh(x + y); // (1)
-                        score += vi * *ti; // (2)
-                    }
-                } else {
-                    for ((&x, &y), &vi) in wq_b.iter().zip(kp).zip(v) {
-                        score += vi * tanh(x + y); // (1), (2)
-                    }
+                for (&ti, &vi) in tj.iter().zip(v) {
+                    score += vi * ti; // (2)
                 }
                 scores[b * s + j] = score;
             }
