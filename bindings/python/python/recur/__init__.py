@@ -8,18 +8,14 @@ train a model, or use PyTorch-exact recurrent layers on numpy arrays (``recur.nn
     m.translate(["ghar", "kitaab"])          # ['घर', 'किताब']
     recur.G2p()("Hello, world!")             # ['HH', 'AH', 'L', 'OW', ' ', ',', ...]
 
-numpy is imported only where arrays are made (attention weights, ``recur.nn``), so that
-``import recur`` stays fast.
+``import recur`` stays fast (tens of milliseconds): numpy is imported only where arrays are
+made (attention weights, ``recur.nn``), and json, re and unicodedata where they are used.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import unicodedata
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from . import _recur
 
@@ -45,8 +41,7 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class Hypothesis:
+class Hypothesis(NamedTuple):
     """One decoded output: its text, target tokens and scores.
 
     ``score`` is the length-normalised log-probability the beam ranks by (equal to
@@ -60,19 +55,17 @@ class Hypothesis:
     score: float
     log_prob: float
     truncated: bool
-    attention: Optional["np.ndarray"] = field(default=None, repr=False, compare=False)
+    attention: Optional["np.ndarray"] = None
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(NamedTuple):
     """A word of a line in sentence mode, with its hypotheses (best first)."""
 
     word: str
     hypotheses: List[Hypothesis]
 
 
-@dataclass(frozen=True)
-class Sentence:
+class Sentence(NamedTuple):
     """A line in sentence mode: its output (best hypotheses, the rest passed through) and
     each of its words."""
 
@@ -117,6 +110,8 @@ class Model:
     def config(self) -> Dict[str, Any]:
         """The run configuration the model was trained with (``data``, ``model``,
         ``train``, ``decode``, ``text`` sections)."""
+        import json
+
         return json.loads(self._inner.config_json)
 
     def __repr__(self) -> str:
@@ -203,23 +198,33 @@ def import_g2p_en(npz: PathLike, out_dir: PathLike, *, force: bool = False) -> s
     return _recur.import_g2p_en(os.fspath(npz), os.fspath(out_dir), force)
 
 
-# g2p_en's text preprocessing: what survives its character filter (digits are kept here so
-# that the model's number spelling, where it has one, sees them).
-_G2P_DROP = re.compile(r"[^ a-z0-9'.,?!\-]")
-# Words (letters/digits joined by apostrophes or hyphens) and runs of other characters, as
-# g2p_en's TweetTokenizer splits its filtered text.
-_G2P_TOKEN = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*|[^\sa-z0-9']+|'")
-_HAS_WORD_CHAR = re.compile(r"[a-z0-9]")
-
-
-def _g2p_tokens(text: str) -> List[str]:
+class _G2pText:
     """g2p_en's preprocessing and tokenization (without its number normalisation, which is
-    the model's to do): accents stripped, lowercased, filtered, i.e./e.g. expanded."""
-    text = unicodedata.normalize("NFD", text)
-    text = "".join(c for c in text if unicodedata.category(c) != "Mn").lower()
-    text = _G2P_DROP.sub("", text)
-    text = text.replace("i.e.", "that is").replace("e.g.", "for example")
-    return _G2P_TOKEN.findall(text)
+    the model's to do), compiled once on first use."""
+
+    def __init__(self) -> None:
+        import re
+
+        # What survives g2p_en's character filter (digits kept, so that the model's number
+        # spelling, where it has one, sees them).
+        self.drop = re.compile(r"[^ a-z0-9'.,?!\-]")
+        # Words (letters/digits joined by apostrophes or hyphens) and runs of other
+        # characters, as g2p_en's TweetTokenizer splits its filtered text.
+        self.token = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*|[^\sa-z0-9']+|'")
+        self.word_char = re.compile(r"[a-z0-9]")
+
+    def tokens(self, text: str) -> List[str]:
+        """Accents stripped, lowercased, filtered, i.e./e.g. expanded, tokenized."""
+        import unicodedata
+
+        text = unicodedata.normalize("NFD", text)
+        text = "".join(c for c in text if unicodedata.category(c) != "Mn").lower()
+        text = self.drop.sub("", text)
+        text = text.replace("i.e.", "that is").replace("e.g.", "for example")
+        return self.token.findall(text)
+
+    def is_word(self, token: str) -> bool:
+        return self.word_char.search(token) is not None
 
 
 class G2p:
@@ -236,12 +241,13 @@ class G2p:
     def __init__(self, model: Union[PathLike, Model] = "en-g2p", *, beam: Optional[int] = None) -> None:
         self.model = model if isinstance(model, Model) else load(model)
         self.beam = beam
+        self._text = _G2pText()
 
     def __call__(self, text: str) -> List[str]:
         if not isinstance(text, str):
             raise TypeError(f"G2p: expected str, got {type(text).__name__}")
-        tokens = _g2p_tokens(text)
-        prons = self._pronounce({t for t in tokens if _HAS_WORD_CHAR.search(t)})
+        tokens = self._text.tokens(text)
+        prons = self._pronounce({t for t in tokens if self._text.is_word(t)})
         phonemes: List[str] = []
         for token in tokens:
             phonemes.extend(prons.get(token, [token]))
@@ -258,8 +264,7 @@ class G2p:
         return {w: [ph for p in w.split("-") if p for ph in part_phonemes[p]] for w in words}
 
 
-@dataclass(frozen=True)
-class TrainSummary:
+class TrainSummary(NamedTuple):
     """What :func:`train` returns: why it ended (``finished``, ``time_limit``,
     ``already_finished``), the best dev exact match (None without a dev set), the steps
     taken in all, the seconds of this call, and the run's paths."""
@@ -280,6 +285,8 @@ def _override(key: str, value: Any) -> str:
     elif isinstance(value, (int, float)):
         text = repr(value)
     elif isinstance(value, (str, os.PathLike)):
+        import json
+
         text = json.dumps(os.fspath(value))  # a TOML basic string
     elif isinstance(value, (list, tuple)):
         text = "[" + ", ".join(_override("v", v).split("=", 1)[1] for v in value) + "]"
