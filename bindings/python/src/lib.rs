@@ -63,11 +63,25 @@ fn bundled_models() -> Vec<&'static str> {
     recur::models::BUNDLED.iter().map(|m| m.name).collect()
 }
 
+/// Sets the number of threads recur's kernels use (0 = one per core, the default), as the
+/// CLI's `--threads`. The worker pool is fixed once it has started, so call it before the
+/// first decode or training step; returns whether the pool took the setting.
+#[pyfunction]
+fn set_num_threads(n: usize) -> bool {
+    recur::gemm::set_num_threads(n);
+    n == 0
+        || rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .is_ok()
+}
+
 #[pymodule]
 fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(import_g2p_en, m)?)?;
     m.add_function(wrap_pyfunction!(bundled_models, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add_class::<model::Model>()?;
     m.add_class::<layers::Recurrent>()?;

@@ -35,6 +35,7 @@ __all__ = [
     "import_g2p_en",
     "load",
     "nn",
+    "set_num_threads",
     "train",
 ]
 
@@ -188,6 +189,15 @@ def load(model: PathLike) -> Model:
 def bundled_models() -> List[str]:
     """The names of the models shipped inside this package."""
     return list(_recur.bundled_models())
+
+
+def set_num_threads(n: int) -> bool:
+    """Sets the number of threads recur uses (0 = one per core, the default), as the CLI's
+    ``--threads``. Call it before the first decode or training step: the worker pool is fixed
+    once started. Returns whether the pool took the setting."""
+    if n < 0:
+        raise ValueError(f"set_num_threads: expected n >= 0, got {n}")
+    return _recur.set_num_threads(n)
 
 
 def import_g2p_en(npz: PathLike, out_dir: PathLike, *, force: bool = False) -> str:
