@@ -74,7 +74,7 @@ class Sentence(NamedTuple):
     words: List[Word]
 
 
-def _hypothesis(raw: tuple) -> Hypothesis:
+def _hypothesis(raw: "_recur._Hypothesis") -> Hypothesis:
     text, tokens, score, log_prob, truncated, rows = raw
     attention = None
     if rows is not None:
@@ -113,7 +113,8 @@ class Model:
         ``train``, ``decode``, ``text`` sections)."""
         import json
 
-        return json.loads(self._inner.config_json)
+        config: Dict[str, Any] = json.loads(self._inner.config_json)
+        return config
 
     def __repr__(self) -> str:
         return f"recur.Model({self.location!r})"
@@ -146,35 +147,28 @@ class Model:
         A single string in gives a single result out. Errors (an option out of range, an
         input longer than the library's limit) raise ``ValueError`` with recur's message.
         """
-        single = isinstance(inputs, str)
-        items = [inputs] if single else _strings(inputs, "translate")
+        items = [inputs] if isinstance(inputs, str) else _strings(inputs, "translate")
         detailed = nbest is not None or attention
-        options = dict(
-            beam=beam,
-            nbest=1 if nbest is None else nbest,
-            alpha=alpha,
-            max_len=max_len,
-            min_len=min_len,
-            attention=attention,
-        )
+        n = 1 if nbest is None else nbest
+        results: List[Any]
         if sentences:
-            raw = self._inner.translate_sentences(items, **options)
-            results = [_sentence(s) if detailed else s[0] for s in raw]
+            lines = self._inner.translate_sentences(items, beam, n, alpha, max_len, min_len, attention)
+            results = [_sentence(s) if detailed else s[0] for s in lines]
         else:
-            raw = self._inner.translate(items, **options)
-            results = [_hypotheses(h) if detailed else _best_text(h) for h in raw]
-        return results[0] if single else results
+            outs = self._inner.translate(items, beam, n, alpha, max_len, min_len, attention)
+            results = [_hypotheses(h) if detailed else _best_text(h) for h in outs]
+        return results[0] if isinstance(inputs, str) else results
 
 
-def _hypotheses(raw: Sequence[tuple]) -> List[Hypothesis]:
+def _hypotheses(raw: Sequence["_recur._Hypothesis"]) -> List[Hypothesis]:
     return [_hypothesis(h) for h in raw]
 
 
-def _best_text(raw: Sequence[tuple]) -> str:
+def _best_text(raw: Sequence["_recur._Hypothesis"]) -> str:
     return raw[0][0] if raw else ""
 
 
-def _sentence(raw: tuple) -> Sentence:
+def _sentence(raw: "_recur._Sentence") -> Sentence:
     text, words = raw
     return Sentence(text, [Word(w, _hypotheses(hs)) for w, hs in words])
 
@@ -324,8 +318,17 @@ def train(
     """
     sets = [_override(k, v) for k, v in (overrides or {}).items()]
     cfg = None if config is None else os.fspath(config)
-    summary = _recur.train(cfg, os.fspath(out), sets, resume, float(time_limit), progress)
-    return TrainSummary(**summary)
+    s = _recur.train(cfg, os.fspath(out), sets, resume, float(time_limit), progress)
+    best = s["best_dev_accuracy"]
+    return TrainSummary(
+        end=str(s["end"]),
+        best_dev_accuracy=None if best is None else float(best),  # type: ignore[arg-type]
+        steps=int(s["steps"]),  # type: ignore[call-overload]
+        seconds=float(s["seconds"]),  # type: ignore[arg-type]
+        best_dir=str(s["best_dir"]),
+        last_dir=str(s["last_dir"]),
+        log=str(s["log"]),
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -40,8 +40,17 @@ def _to_raw(x: ArrayLike, dtype: str, what: str) -> Tuple[List[int], bytes]:
 
 
 def _from_raw(raw: Tuple[Sequence[int], bytearray]) -> np.ndarray:
+    """A float32 array over the extension's buffer (writable, no copy)."""
     shape, buf = raw
-    return np.frombuffer(buf, dtype="<f4").reshape(tuple(shape)).astype(np.float32, copy=False)
+    arr: np.ndarray = np.frombuffer(buf, dtype="<f4").reshape(tuple(shape))
+    return arr
+
+
+def _cell_state(c: Optional[np.ndarray]) -> np.ndarray:
+    # An LSTM always returns its cell state; the extension's signature is shared with GRU/RNN.
+    if c is None:
+        raise RuntimeError("recur: an LSTM returned no cell state (a bug in recur)")
+    return c
 
 
 def _opt_raw(x: Optional[ArrayLike], what: str) -> Optional[Tuple[List[int], bytes]]:
@@ -138,7 +147,9 @@ class _RNNBase(Module):
             bidirectional, proj_size, _seed(seed),
         )
 
-    def _run(self, input: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], lengths: Optional[Sequence[int]]):
+    def _run(
+        self, input: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], lengths: Optional[Sequence[int]]
+    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         lens = None if lengths is None else [int(n) for n in np.asarray(lengths).reshape(-1)]
         out, h_n, c_n = self._inner.forward(
             _to_raw(input, "<f4", "input"), lens, _opt_raw(h0, "h0"), _opt_raw(c0, "c0")
@@ -197,7 +208,7 @@ class LSTM(_RNNBase):
     ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         h0, c0 = (None, None) if hx is None else hx
         output, h_n, c_n = self._run(input, h0, c0, lengths)
-        return output, (h_n, c_n)
+        return output, (h_n, _cell_state(c_n))
 
 
 class _CellBase(Module):
@@ -207,7 +218,9 @@ class _CellBase(Module):
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self._inner = _recur.Cell(self._mode, input_size, hidden_size, bias, _seed(seed))
 
-    def _step(self, input: ArrayLike, h: Optional[ArrayLike], c: Optional[ArrayLike]):
+    def _step(
+        self, input: ArrayLike, h: Optional[ArrayLike], c: Optional[ArrayLike]
+    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         h1, c1 = self._inner.forward(_to_raw(input, "<f4", "input"), _opt_raw(h, "hx"), _opt_raw(c, "cx"))
         return _from_raw(h1), None if c1 is None else _from_raw(c1)
 
@@ -243,4 +256,4 @@ class LSTMCell(_CellBase):
     def forward(self, input: ArrayLike, hx: Optional[Tuple[ArrayLike, ArrayLike]] = None) -> Tuple[np.ndarray, np.ndarray]:
         h, c = (None, None) if hx is None else hx
         h1, c1 = self._step(input, h, c)
-        return h1, c1
+        return h1, _cell_state(c1)
