@@ -63,9 +63,14 @@ impl Progress {
                     .is_none_or(|t| t.elapsed() >= self.interval());
                 if due || step == self.total {
                     self.last_print = Some(Instant::now());
-                    let dev = self.dev_accuracy * 100.0;
+                    // No dev score before the first evaluation (or without a dev set).
+                    let dev = if self.dev_accuracy.is_nan() {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}%", self.dev_accuracy * 100.0)
+                    };
                     let line = format!(
-                        "step {step}/{} epoch {epoch} loss {train_loss:.3} dev {dev:.1}%",
+                        "step {step}/{} epoch {epoch} loss {train_loss:.3} dev {dev}",
                         self.total
                     );
                     let mut err = std::io::stderr().lock();

@@ -81,3 +81,9 @@ def test_threads_share_one_model(hi_translit):
     with ThreadPoolExecutor(max_workers=4) as pool:
         threaded = list(pool.map(lambda c: hi_translit.translate(c, beam=3, nbest=2), chunks))
     assert threaded == sequential
+
+
+def test_set_num_threads_checks_its_argument():
+    with pytest.raises(ValueError, match="n >= 0"):
+        recur.set_num_threads(-1)
+    assert recur.set_num_threads(0)

@@ -84,6 +84,7 @@ def test_ctrl_c_stops_after_a_checkpoint(tmp_path):
             proc.kill()
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err and "checkpoint saved" in err, err
+    assert "step 1/1000000 epoch 1 loss" in err and "NaN" not in err, err  # the progress line
     assert (out / "last").is_dir()
     resumed = recur.train(None, out, {**overrides, "train.max_steps": 1}, resume=True, progress=False)
     assert resumed.end in ("finished", "already_finished")
