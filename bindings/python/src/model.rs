@@ -99,10 +99,12 @@ impl Model {
     /// model shipped inside the package (`"hi-translit"`, `"en-g2p"`).
     #[staticmethod]
     fn load(py: Python<'_>, spec: std::path::PathBuf) -> PyResult<Model> {
-        let location = recur::models::resolve(&spec)
-            .map_err(value_error)?
-            .location();
-        let inner = py.detach(|| Transducer::load(&spec)).map_err(value_error)?;
+        // Resolved once: the location reported is the one loaded.
+        let source = recur::models::resolve(&spec).map_err(value_error)?;
+        let location = source.location();
+        let inner = py
+            .detach(|| Transducer::from_files(&source.files()?))
+            .map_err(value_error)?;
         Ok(Model { inner, location })
     }
 

@@ -15,12 +15,18 @@ made (attention weights, ``recur.nn``), and json, re and unicodedata where they 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Union
+
+# typing (with the re it imports) would cost more than the rest of `import recur` together:
+# its names are for type checkers only, which treat a module-level TYPE_CHECKING as theirs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+    import numpy as np  # imported lazily at run time (see the module docstring)
+
+    PathLike = Union[str, "os.PathLike[str]"]
 
 from . import _recur
-
-if TYPE_CHECKING:  # numpy is imported lazily (see the module docstring)
-    import numpy as np
 
 __version__: str = _recur.__version__
 
@@ -39,39 +45,74 @@ __all__ = [
     "train",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
+class _Record:
+    """A small immutable record shown and compared by value (a plain class: dataclasses and
+    typing.NamedTuple are slow to import). Subclasses list their fields in ``__slots__``."""
+
+    __slots__: "Tuple[str, ...]" = ()
+    _not_compared: "Tuple[str, ...]" = ()
+
+    def __init__(self, *values: "Any") -> None:
+        if len(values) != len(self.__slots__):
+            raise TypeError(f"{type(self).__name__}: expected {len(self.__slots__)} values, got {len(values)}")
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: "Any") -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def _compared(self) -> "Tuple[Any, ...]":
+        return tuple(getattr(self, k) for k in self.__slots__ if k not in self._not_compared)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        shown = (f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k not in self._not_compared)
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def _asdict(self) -> "Dict[str, Any]":
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
-class Hypothesis(NamedTuple):
+class Hypothesis(_Record):
     """One decoded output: its text, target tokens and scores.
 
     ``score`` is the length-normalised log-probability the beam ranks by (equal to
     ``log_prob`` when ``alpha`` is 0); ``truncated`` is True when the maximum length was
     reached without end of sequence; ``attention`` is a float32 array
-    ``(output tokens, source tokens)`` when asked for with ``attention=True``, else None.
+    ``(output tokens, source tokens)`` when asked for with ``attention=True``, else None
+    (left out of comparisons and repr).
     """
 
+    __slots__ = ("text", "tokens", "score", "log_prob", "truncated", "attention")
+    _not_compared = ("attention",)
     text: str
     tokens: List[str]
     score: float
     log_prob: float
     truncated: bool
-    attention: Optional["np.ndarray"] = None
+    attention: "Optional[np.ndarray]"
 
 
-class Word(NamedTuple):
+class Word(_Record):
     """A word of a line in sentence mode, with its hypotheses (best first)."""
 
+    __slots__ = ("word", "hypotheses")
     word: str
-    hypotheses: List[Hypothesis]
+    hypotheses: "List[Hypothesis]"
 
 
-class Sentence(NamedTuple):
+class Sentence(_Record):
     """A line in sentence mode: its output (best hypotheses, the rest passed through) and
     each of its words."""
 
+    __slots__ = ("text", "words")
     text: str
-    words: List[Word]
+    words: "List[Word]"
 
 
 def _hypothesis(raw: "_recur._Hypothesis") -> Hypothesis:
@@ -268,13 +309,14 @@ class G2p:
         return {w: [ph for p in w.split("-") if p for ph in part_phonemes[p]] for w in words}
 
 
-class TrainSummary(NamedTuple):
+class TrainSummary(_Record):
     """What :func:`train` returns: why it ended (``finished``, ``time_limit``,
     ``already_finished``), the best dev exact match (None without a dev set), the steps
     taken in all, the seconds of this call, and the run's paths."""
 
+    __slots__ = ("end", "best_dev_accuracy", "steps", "seconds", "best_dir", "last_dir", "log")
     end: str
-    best_dev_accuracy: Optional[float]
+    best_dev_accuracy: "Optional[float]"
     steps: int
     seconds: float
     best_dir: str
@@ -319,16 +361,7 @@ def train(
     sets = [_override(k, v) for k, v in (overrides or {}).items()]
     cfg = None if config is None else os.fspath(config)
     s = _recur.train(cfg, os.fspath(out), sets, resume, float(time_limit), progress)
-    best = s["best_dev_accuracy"]
-    return TrainSummary(
-        end=str(s["end"]),
-        best_dev_accuracy=None if best is None else float(best),  # type: ignore[arg-type]
-        steps=int(s["steps"]),  # type: ignore[call-overload]
-        seconds=float(s["seconds"]),  # type: ignore[arg-type]
-        best_dir=str(s["best_dir"]),
-        last_dir=str(s["last_dir"]),
-        log=str(s["log"]),
-    )
+    return TrainSummary(*(s[k] for k in TrainSummary.__slots__))
 
 
 def __getattr__(name: str) -> Any:
