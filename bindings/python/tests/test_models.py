@@ -53,6 +53,8 @@ def test_cli_defaults_and_option_errors(hi_translit):
         hi_translit.translate("ghar", alpha=float("nan"))
     with pytest.raises(TypeError):
         hi_translit.translate(["ghar", 3])
+    with pytest.raises(ValueError, match="min_len"):
+        hi_translit.translate("ghar", min_len=-1)
     [[h]] = hi_translit.translate(["kitaab"], nbest=1, max_len=2)
     assert h.truncated and len(h.tokens) == 2
 

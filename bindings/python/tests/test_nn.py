@@ -146,3 +146,13 @@ def test_lengths_batch_first_and_float64_input():
     assert np.all(out[1, 2:] == 0)
     alone, h_alone = gru(x[1:, :2])
     np.testing.assert_allclose(h_n[:, 1], h_alone[:, 0], rtol=1e-6, atol=1e-7)
+
+
+def test_negative_sizes_and_lengths_are_value_errors():
+    for make in (lambda: nn.LSTM(-1, 4), lambda: nn.GRUCell(3, -2), lambda: nn.Linear(2, -1),
+                 lambda: nn.Embedding(4, 2, padding_idx=-5)):
+        with pytest.raises(ValueError, match=">= 0|padding_idx"):
+            make()
+    with pytest.raises(ValueError, match="lengths"):
+        nn.GRU(2, 3)(np.zeros((4, 2, 2), np.float32), lengths=[4, -1])
+    assert nn.Embedding(4, 2, padding_idx=-1).padding_idx == 3

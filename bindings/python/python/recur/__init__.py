@@ -125,6 +125,18 @@ def _hypothesis(raw: "_recur._Hypothesis") -> Hypothesis:
     return Hypothesis(text, tokens, score, log_prob, truncated, attention)
 
 
+def _check_counts(**counts: "Optional[int]") -> None:
+    """Counts must be non-negative integers (None = default): a ValueError naming the option,
+    rather than the extension's OverflowError for a negative number."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name}: expected a number >= 0, got {value}")
+
+
 def _strings(inputs: Iterable[str], what: str) -> List[str]:
     items = list(inputs)
     for i, s in enumerate(items):
@@ -188,6 +200,7 @@ class Model:
         A single string in gives a single result out. Errors (an option out of range, an
         input longer than the library's limit) raise ``ValueError`` with recur's message.
         """
+        _check_counts(beam=beam, nbest=nbest, max_len=max_len, min_len=min_len)
         items = [inputs] if isinstance(inputs, str) else _strings(inputs, "translate")
         detailed = nbest is not None or attention
         n = 1 if nbest is None else nbest

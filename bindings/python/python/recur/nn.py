@@ -24,8 +24,18 @@ ArrayLike = Any  # anything np.asarray takes
 
 def _seed(seed: Optional[int]) -> int:
     # Initialisation follows PyTorch's distributions with recur's seeded generator; without a
-    # seed every layer draws its own.
-    return random.getrandbits(63) if seed is None else int(seed)
+    # seed every layer draws its own. Any int is a seed (taken modulo 2**64).
+    return random.getrandbits(63) if seed is None else int(seed) % (1 << 64)
+
+
+def _sizes(**sizes: int) -> None:
+    """Sizes must be non-negative ints: a ValueError naming the argument (the extension would
+    raise OverflowError for a negative one)."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"{name}: expected a number >= 0, got {value}")
 
 
 def _to_raw(x: ArrayLike, dtype: str, what: str) -> Tuple[List[int], bytes]:
@@ -93,6 +103,7 @@ class Linear(Module):
     """``torch.nn.Linear``: ``y = x Wᵀ + b`` on the last axis of ``x`` (any leading shape)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: Optional[int] = None) -> None:
+        _sizes(in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self._inner = _recur.Dense(in_features, out_features, bias, _seed(seed))
 
@@ -111,8 +122,11 @@ class Embedding(Module):
         *,
         seed: Optional[int] = None,
     ) -> None:
+        _sizes(num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings  # as PyTorch counts a negative padding_idx
+        if padding_idx is not None and not 0 <= padding_idx < num_embeddings:
+            raise ValueError(f"padding_idx: expected -{num_embeddings} to {num_embeddings - 1}, got {padding_idx}")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self._inner = _recur.Lookup(num_embeddings, embedding_dim, padding_idx, _seed(seed))
 
@@ -139,6 +153,7 @@ class _RNNBase(Module):
         *,
         seed: Optional[int] = None,
     ) -> None:
+        _sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, proj_size=proj_size)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional, self.proj_size = bidirectional, proj_size
@@ -151,6 +166,8 @@ class _RNNBase(Module):
         self, input: ArrayLike, h0: Optional[ArrayLike], c0: Optional[ArrayLike], lengths: Optional[Sequence[int]]
     ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         lens = None if lengths is None else [int(n) for n in np.asarray(lengths).reshape(-1)]
+        if lens is not None and any(n < 0 for n in lens):
+            raise ValueError(f"lengths: expected numbers >= 0, got {lens}")
         out, h_n, c_n = self._inner.forward(
             _to_raw(input, "<f4", "input"), lens, _opt_raw(h0, "h0"), _opt_raw(c0, "c0")
         )
@@ -215,6 +232,7 @@ class _CellBase(Module):
     _mode = ""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, seed: Optional[int] = None) -> None:
+        _sizes(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self._inner = _recur.Cell(self._mode, input_size, hidden_size, bias, _seed(seed))
 
