@@ -67,7 +67,11 @@ def test_ctrl_c_stops_after_a_checkpoint(tmp_path):
     overrides = {**TINY, "data.train": str(data), "train.max_steps": 1_000_000, "train.eval_every": 50}
     script = textwrap.dedent(
         f"""
+        import signal
         import recur
+        # A shell running us in the background may have left SIGINT ignored, and Python keeps
+        # an ignored SIGINT ignored: give it Python's usual KeyboardInterrupt handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         recur.train(None, {str(out)!r}, {overrides!r})
         """
     )
