@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use recur::limits;
 use recur::seq2seq::search::{DecodeOptions, MaxLen};
-use recur::transducer::{Output, SentenceOutput, Transducer};
+use recur::transducer::{Output, SentenceOutput, Transducer, DECODE_CHUNK};
 
 use crate::value_error;
 
@@ -69,6 +69,23 @@ impl Decode {
             return_attention: self.attention,
         })
     }
+}
+
+/// Decodes `inputs` a chunk at a time with the GIL released, letting Python handle pending
+/// signals between chunks, so that Ctrl-C stops a long call within one chunk's time.
+/// Results do not depend on the chunking: the library decodes in chunks of
+/// [`DECODE_CHUNK`] itself, and an input's result does not depend on its batch.
+fn in_chunks<T: Send>(
+    py: Python<'_>,
+    inputs: &[&str],
+    decode: impl Fn(&[&str]) -> recur::Result<Vec<T>> + Sync,
+) -> PyResult<Vec<T>> {
+    let mut outs = Vec::with_capacity(inputs.len());
+    for part in inputs.chunks(DECODE_CHUNK) {
+        outs.extend(py.detach(|| decode(part)).map_err(value_error)?);
+        py.check_signals()?;
+    }
+    Ok(outs)
 }
 
 impl Model {
@@ -144,9 +161,7 @@ impl Model {
         };
         let opts = decode.options(&self.inner)?;
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let outs = py
-            .detach(|| self.inner.translate(&refs, &opts))
-            .map_err(value_error)?;
+        let outs = in_chunks(py, &refs, |part| self.inner.translate(part, &opts))?;
         let per_input = outs.into_iter();
         Ok(per_input
             .map(|o| self.hypotheses(o, nbest, attention))
@@ -177,9 +192,9 @@ impl Model {
         };
         let opts = decode.options(&self.inner)?;
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let outs = py
-            .detach(|| self.inner.translate_sentences_detailed(&refs, &opts))
-            .map_err(value_error)?;
+        let outs = in_chunks(py, &refs, |part| {
+            self.inner.translate_sentences_detailed(part, &opts)
+        })?;
         let per_line = outs.into_iter();
         Ok(per_line
             .map(|s| self.sentence(s, nbest, attention))
