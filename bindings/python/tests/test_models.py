@@ -89,3 +89,35 @@ def test_set_num_threads_checks_its_argument():
     with pytest.raises(ValueError, match="n >= 0"):
         recur.set_num_threads(-1)
     assert recur.set_num_threads(0)
+
+
+def test_ctrl_c_interrupts_a_long_translate():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    script = f"""
+import signal
+import recur
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+words = open({str(REPO / "bench" / "words1000.txt")!r}).read().split() * 50
+model = recur.load("en-g2p")
+print("ready", flush=True)
+model.translate(words)  # 50,000 words at beam 5: far longer than this test waits
+print("finished", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "finished" not in out and "KeyboardInterrupt" in err, err
+    assert time.monotonic() - start < 30  # one chunk of 256 words, not the whole call
