@@ -164,9 +164,11 @@ async fn translate_contract_and_cli_defaults() {
         )
         .await
         .unwrap();
+    let hello = &r.json()["outputs"][0]["hypotheses"][0];
     assert_eq!(
-        r.json()["outputs"][0]["hypotheses"][0]["text"],
-        "HH EH L OW"
+        (hello["text"].as_str(), hello["origin"].as_str()),
+        (Some("HH AH L OW"), Some("lexicon")),
+        "from the model's lexicon (CMUdict)"
     );
     let r = c
         .post_json("/v1/translate", &json!({"model":"en-g2p","inputs":[]}))
