@@ -117,6 +117,10 @@ pub fn segment_with<'a>(
     pieces
 }
 
+/// Bytes of the longest word joined across apostrophes or hyphens the alphabet lacks that a
+/// lexicon can make one word (CMUdict's longest such words have 20).
+pub const MAX_JOINED_BYTES: usize = 64;
+
 /// An apostrophe or hyphen: inside a word only between two letters.
 fn is_joiner(c: char) -> bool {
     matches!(c, '\'' | '’' | '-')
@@ -157,7 +161,11 @@ fn word_end(
     let mut known_end = None;
     while let Some(j) = line[end..].chars().next().filter(|&c| is_joiner(c)) {
         let after = end + j.len_utf8();
-        if !line[after..].starts_with(letter) {
+        // Past a joiner the alphabet lacks, only a known word extends the word: a run longer
+        // than any such word is not walked (the walk would repeat from every word of a line
+        // like `a-a-a-…`).
+        let too_long = !all_covered && after - start > MAX_JOINED_BYTES;
+        if too_long || !line[after..].starts_with(letter) {
             break;
         }
         all_covered &= covers(j);
@@ -283,6 +291,18 @@ mod tests {
             words(&segment_with("'em don'", latin, known)),
             ["em", "don"]
         );
+    }
+
+    #[test]
+    fn long_hyphenated_runs_take_linear_time() {
+        let line = "a-".repeat(200_000);
+        let calls = std::cell::Cell::new(0usize);
+        let known = |_: &str| {
+            calls.set(calls.get() + 1);
+            false
+        };
+        assert_eq!(words(&segment_with(&line, latin, known)).len(), 200_000);
+        assert!(calls.get() <= 200_000 * MAX_JOINED_BYTES, "{}", calls.get());
     }
 
     #[test]
