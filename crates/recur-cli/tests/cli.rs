@@ -375,6 +375,11 @@ fn lexicon_options_of_translate_and_eval() {
         })
         .collect();
     assert_eq!(origins, [json!("lexicon"), json!("lexicon"), json!(null)]);
+    assert_eq!(
+        translate(&["--sentences"], "I have 25 books.\n"),
+        "AY | HH AE V | T W EH N T IY | F AY V | B UH K S.\n",
+        "the number spelled, every word from CMUdict"
+    );
     assert_ne!(
         translate(&["--no-lexicon"], "zzyxqua\n"),
         "Z IH K S\n",
