@@ -298,7 +298,7 @@ fn below_thousand(n: u64, words: &mut Vec<String>) {
         words.push(ONES[(n / 100) as usize].into());
         words.push("hundred".into());
     }
-    if n % 100 > 0 {
+    if !n.is_multiple_of(100) {
         below_hundred(n % 100, words);
     }
 }
@@ -311,7 +311,7 @@ fn below_hundred(n: u64, words: &mut Vec<String>) {
         return;
     }
     words.push(TENS[n / 10].into());
-    if n % 10 > 0 {
+    if !n.is_multiple_of(10) {
         words.push(ONES[n % 10].into());
     }
 }
