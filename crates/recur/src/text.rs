@@ -5,7 +5,8 @@
 //! A **word** is a maximal run of characters the model's source alphabet covers; an apostrophe
 //! (`'` or `’`) or hyphen inside a word belongs to it when the alphabet has it (`don't` is one
 //! word for a CMUdict model, two words around a kept `'` for a Hindi one), or when the model's
-//! lexicon has the word with it (`don’t`, `o'clock`, `well-known`: see [`segment_with`]).
+//! lexicon has the word with it (`don’t`, `o'clock`, `well-known`, and a leading `'em` or
+//! `'cause`: see [`segment_with`]).
 //! Digits, other scripts (including text already in the target script), emoji, symbols, URLs
 //! and e-mail addresses are not words and pass through, unless `numbers = "english"` spells
 //! the numbers out first (see [`crate::numbers`]).
@@ -99,12 +100,13 @@ pub fn segment_with<'a>(
             i = end;
             continue;
         }
-        // A joiner cannot start a word.
-        if !covers(c) || is_joiner(c) {
+        // A joiner cannot start a word, but for an elision a lexicon has (`'em`, `'cause`).
+        let elision = elision_end(line, i, &covers, &known);
+        if elision.is_none() && (!covers(c) || is_joiner(c)) {
             i += c.len_utf8();
             continue;
         }
-        let end = word_end(line, i, &covers, &known);
+        let end = elision.unwrap_or_else(|| word_end(line, i, &covers, &known));
         if keep_from < i {
             pieces.push(Piece::Keep(&line[keep_from..i]));
         }
@@ -124,6 +126,28 @@ pub const MAX_JOINED_BYTES: usize = 64;
 /// An apostrophe or hyphen: inside a word only between two letters.
 fn is_joiner(c: char) -> bool {
     matches!(c, '\'' | '’' | '-')
+}
+
+/// The end of the word after an apostrophe starting a white-space-delimited token at `i` when
+/// `known` has the word with its apostrophe (`'em`, `'til`), else `None`.
+fn elision_end(
+    line: &str,
+    i: usize,
+    covers: &impl Fn(char) -> bool,
+    known: &impl Fn(&str) -> bool,
+) -> Option<usize> {
+    let token_start = i == 0 || line[..i].ends_with(char::is_whitespace);
+    let apostrophe = line[i..]
+        .chars()
+        .next()
+        .filter(|&c| matches!(c, '\'' | '’'))?;
+    let after = i + apostrophe.len_utf8();
+    let letter_follows = line[after..].starts_with(|c: char| covers(c) && !is_joiner(c));
+    if !token_start || !letter_follows {
+        return None;
+    }
+    let end = word_end(line, after, covers, known);
+    known(&line[i..end]).then_some(end)
 }
 
 /// The end of the URL or e-mail address starting a white-space-delimited token at `i`.
@@ -290,6 +314,16 @@ mod tests {
         assert_eq!(
             words(&segment_with("'em don'", latin, known)),
             ["em", "don"]
+        );
+        let elisions = |w: &str| ["'em", "’cause"].contains(&w);
+        assert_eq!(
+            words(&segment_with(
+                "get 'em ’cause 'tis x'em",
+                apostrophe,
+                elisions
+            )),
+            ["get", "'em", "’cause", "tis", "x'em"],
+            "a leading apostrophe belongs to a word the lexicon has with it"
         );
     }
 
