@@ -143,6 +143,8 @@ enum Command {
         /// Sentence mode: transliterate each word of a line, keep spacing and punctuation.
         #[arg(long)]
         sentences: bool,
+        #[command(flatten)]
+        lexicon: LexiconArgs,
         /// Output format: `text` (one line per input line) or `jsonl` (one JSON object per
         /// input line with the n-best hypotheses, scores and alignments; per word in
         /// sentence mode).
@@ -170,6 +172,10 @@ enum Command {
         tgt_col: Option<usize>,
         #[command(flatten)]
         decode: Decode,
+        /// Score with this lexicon (word<TAB>target lines) before the model; without it, the
+        /// model alone is scored, even when its directory has a lexicon.
+        #[arg(long, value_name = "FILE")]
+        lexicon: Option<PathBuf>,
         /// Also report top-k accuracy from the n-best list.
         #[arg(long, default_value_t = 1)]
         topk: usize,
@@ -261,12 +267,14 @@ fn main() -> ExitCode {
             scores,
             alignments,
             sentences,
+            lexicon,
             format,
             batch,
         } => translate(
             model,
             input,
             decode,
+            lexicon,
             cli::translate::Format {
                 sentences,
                 scores,
@@ -282,9 +290,19 @@ fn main() -> ExitCode {
             src_col,
             tgt_col,
             decode,
+            lexicon,
             topk,
             json,
-        } => eval(model, data, src_col.zip(tgt_col), decode, topk, json).map(|()| Status::Ok),
+        } => eval(
+            model,
+            data,
+            src_col.zip(tgt_col),
+            decode,
+            lexicon,
+            topk,
+            json,
+        )
+        .map(|()| Status::Ok),
         Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
         Command::Data {
             task,
@@ -390,10 +408,35 @@ fn train(
     Ok(status)
 }
 
+/// `recur translate`'s lexicon options.
+#[derive(clap::Args, Debug)]
+struct LexiconArgs {
+    /// A lexicon (word<TAB>target lines, several lines for several outputs) consulted before
+    /// the model, on top of the model's own (its words replace the model's entries).
+    #[arg(long, value_name = "FILE")]
+    lexicon: Option<PathBuf>,
+    /// Without the model directory's lexicon (with --lexicon: that file alone).
+    #[arg(long)]
+    no_lexicon: bool,
+}
+
+/// Applies the lexicon options to a loaded model.
+fn apply_lexicon(t: &mut Transducer, args: &LexiconArgs) -> Result<()> {
+    if args.no_lexicon {
+        t.set_lexicon(None);
+    }
+    if let Some(path) = &args.lexicon {
+        let lexicon = t.read_lexicon(path)?;
+        t.add_lexicon(lexicon);
+    }
+    Ok(())
+}
+
 fn translate(
     model: PathBuf,
     input: Option<PathBuf>,
     decode: Decode,
+    lexicon: LexiconArgs,
     fmt: cli::translate::Format,
 ) -> Result<()> {
     if fmt.batch == 0 {
@@ -403,7 +446,8 @@ fn translate(
     if text && fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
         bail!("--sentences prints one line per input line: --scores, --alignments and --nbest need --format jsonl");
     }
-    let t = load_model(&model)?;
+    let mut t = load_model(&model)?;
+    apply_lexicon(&mut t, &lexicon)?;
     let opts = decode.options(fmt.alignments, &t.config.decode)?;
     let stdout = cli::output::stdout();
     match input {
@@ -425,10 +469,15 @@ fn eval(
     data: PathBuf,
     cols: Option<(usize, usize)>,
     decode: Decode,
+    lexicon: Option<PathBuf>,
     topk: usize,
     json: bool,
 ) -> Result<()> {
-    let t = load_model(&model)?;
+    let mut t = load_model(&model)?;
+    // The model alone unless a lexicon is asked for: a model's own lexicon (en-g2p's CMUdict)
+    // holds the test words, and would score the dictionary, not the model.
+    let lexicon = lexicon.map(|p| t.read_lexicon(&p)).transpose()?;
+    t.set_lexicon(lexicon);
     let opts = decode.options(false, &t.config.decode)?;
     if topk == 0 || topk > opts.beam_size {
         bail!(
