@@ -470,7 +470,12 @@ impl Transducer {
     /// A word as the lexicon is keyed: after the source preprocessing (lowercasing when
     /// `[data] lowercase_src`), with `’` read as `'`.
     pub fn lexicon_key(&self, word: &str) -> String {
-        self.config.data.preprocess_source(word).replace('’', "'")
+        let key = self.config.data.preprocess_source(word);
+        if key.contains('’') {
+            key.replace('’', "'")
+        } else {
+            key
+        }
     }
 
     /// The lexicon's outputs for `input` (at most `nbest`), if it has the word: entry `k`
@@ -480,22 +485,15 @@ impl Transducer {
         let entries = self.lexicon.as_ref()?.get(&self.lexicon_key(input))?;
         // `0.0 - k`, not `-k`: the first entry's score is +0, which JSON prints as `0.0`.
         let penalty = |k: usize| 0.0 - k as f32;
-        let output = |(k, text): (usize, &String)| Output {
-            text: text.clone(),
+        let output = |(k, text): (usize, &str)| Output {
+            text: text.to_string(),
             log_prob: penalty(k),
             score: penalty(k),
             truncated: false,
             attention: Vec::new(),
             origin: Origin::Lexicon,
         };
-        Some(
-            entries
-                .iter()
-                .take(nbest.max(1))
-                .enumerate()
-                .map(output)
-                .collect(),
-        )
+        Some(entries.take(nbest.max(1)).enumerate().map(output).collect())
     }
 
     /// Source text → ids (lowercased when configured; unknown symbols → UNK; EOS appended
@@ -854,10 +852,18 @@ mod tests {
         let user = t.parse_lexicon("Zzyx\tZ IH K S\nthe\tTH IY".as_bytes(), Path::new("u"));
         t.add_lexicon(user.unwrap());
         let lex = t.lexicon().unwrap();
-        assert_eq!(lex.get("zzyx").unwrap(), ["Z IH K S"], "keys lowercased");
-        assert_eq!(lex.get("the").unwrap(), ["TH IY"], "overrides the model's");
         assert_eq!(
-            lex.get("a").unwrap(),
+            lex.get("zzyx").unwrap().collect::<Vec<_>>(),
+            ["Z IH K S"],
+            "keys lowercased"
+        );
+        assert_eq!(
+            lex.get("the").unwrap().collect::<Vec<_>>(),
+            ["TH IY"],
+            "overrides the model's"
+        );
+        assert_eq!(
+            lex.get("a").unwrap().collect::<Vec<_>>(),
             ["AH", "EY"],
             "the model's others stay"
         );
