@@ -2,6 +2,8 @@
 
 pub mod eval;
 pub mod import;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod output;
 pub mod quickstart;
 pub mod serve;
