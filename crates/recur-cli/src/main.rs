@@ -151,6 +151,11 @@ enum Command {
         /// Lines decoded together.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// Translate only block I of N equal blocks of the --input file's lines (0 <= I < N):
+        /// N processes or machines share a large file, and `cat` of their outputs in block
+        /// order is the whole output in input order.
+        #[arg(long, value_name = "I/N", requires = "input")]
+        shard: Option<cli::shard::Shard>,
     },
     /// Serve models over HTTP: JSON API with dynamic batching, metrics and a web demo.
     Serve(cli::serve::ServeArgs),
@@ -263,9 +268,10 @@ fn main() -> ExitCode {
             sentences,
             format,
             batch,
+            shard,
         } => translate(
             model,
-            input,
+            input.map(|path| (path, shard)),
             decode,
             cli::translate::Format {
                 sentences,
@@ -426,7 +432,7 @@ fn train_on_every_rank(
 
 fn translate(
     model: PathBuf,
-    input: Option<PathBuf>,
+    input: Option<(PathBuf, Option<cli::shard::Shard>)>,
     decode: Decode,
     fmt: cli::translate::Format,
 ) -> Result<()> {
@@ -441,7 +447,11 @@ fn translate(
     let opts = decode.options(fmt.alignments, &t.config.decode)?;
     let stdout = cli::output::stdout();
     match input {
-        Some(p) => {
+        Some((p, Some(shard))) => {
+            let block = cli::shard::open_block(&p, shard)?;
+            cli::translate::run(&t, block, stdout, &opts, &fmt, false)
+        }
+        Some((p, None)) => {
             let f =
                 std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
             cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt, false)

@@ -7,5 +7,6 @@ pub mod mpi;
 pub mod output;
 pub mod quickstart;
 pub mod serve;
+pub mod shard;
 pub mod train;
 pub mod translate;
