@@ -78,7 +78,8 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),
 A=$(rate one-t1 "$RECUR" --threads 1)
 B=$(rate one-t2 "$RECUR" --threads 2)
 # shellcheck disable=SC2086
-C=$(rate two-t1 mpirun --allow-run-as-root --oversubscribe ${MPIRUN_ARGS:-} -np 2 "$RECUR" --threads 1)
+# RECUR_MPI_STATS=1: each rank prints its time in the allreduce (stderr).
+C=$(RECUR_MPI_STATS=1 rate two-t1 mpirun --allow-run-as-root --oversubscribe -x RECUR_MPI_STATS ${MPIRUN_ARGS:-} -np 2 "$RECUR" --threads 1)
 DIFF=$(paste <(losses one-t1) <(losses two-t1) | awk '{d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d} END {printf "%.3g", m}')
 printf 'A 1 rank x 1 thread   %8.0f tokens/s\n' "$A"
 printf 'B 1 rank x 2 threads  %8.0f tokens/s\n' "$B"

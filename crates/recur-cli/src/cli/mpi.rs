@@ -7,7 +7,9 @@
 //! `MPI_Abort` on any error, and a rank that dies without `MPI_Finalize` (a panic, a kill)
 //! makes mpirun end the job by itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
@@ -23,6 +25,10 @@ use recur::collective::Collective;
 struct MpiWorld {
     rank: usize,
     size: usize,
+    /// Time spent in `allreduce_sum` (waiting for the slowest rank included), in nanoseconds,
+    /// and the number of calls: reported at the end with `RECUR_MPI_STATS=1`.
+    allreduce_nanos: AtomicU64,
+    allreduce_calls: AtomicU64,
 }
 
 impl MpiWorld {
@@ -43,8 +49,12 @@ impl Collective for MpiWorld {
     fn allreduce_sum(&self, buf: &mut [f32]) -> recur::Result<()> {
         // MPI_IN_PLACE is not exposed by rsmpi; one copy of the buffer costs far less than the
         // exchange. MPI's default error handler aborts the job on a failed collective.
+        let start = Instant::now();
         let send = buf.to_vec();
         Self::world().all_reduce_into(&send[..], buf, SystemOperation::sum());
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.allreduce_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.allreduce_calls.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -69,6 +79,26 @@ impl Collective for MpiWorld {
         buf.resize(len, 0);
         root.broadcast_into(&mut buf[..]);
         Ok(())
+    }
+}
+
+/// Whether `RECUR_MPI_STATS=1` asks each rank to report its time in the allreduce
+/// (`bench/mpi_scaling.sh` does).
+fn stats_wanted() -> bool {
+    std::env::var("RECUR_MPI_STATS").is_ok_and(|v| v == "1")
+}
+
+impl MpiWorld {
+    /// One line on stderr: this rank's allreduce calls and the seconds they took.
+    fn report_exchange_time(&self) {
+        let calls = self.allreduce_calls.load(Ordering::Relaxed);
+        let seconds = self.allreduce_nanos.load(Ordering::Relaxed) as f64 * 1e-9;
+        eprintln!(
+            "rank {} of {}: {calls} allreduces, {seconds:.3} s in them ({:.1} ms each, waiting for the other ranks included)",
+            self.rank,
+            self.size,
+            1e3 * seconds / calls.max(1) as f64
+        );
     }
 }
 
@@ -111,6 +141,8 @@ impl Launch {
         let team = MpiWorld {
             rank: usize::try_from(world.rank())?,
             size: usize::try_from(world.size())?,
+            allreduce_nanos: AtomicU64::new(0),
+            allreduce_calls: AtomicU64::new(0),
         };
         Ok(Launch {
             universe: Some(universe),
@@ -141,6 +173,9 @@ impl Launch {
                 SimpleCommunicator::world().abort(1)
             }
             _ => {
+                if let Some(team) = self.team.filter(|_| stats_wanted()) {
+                    team.report_exchange_time();
+                }
                 drop(self.universe); // MPI_Finalize
                 result
             }
