@@ -153,6 +153,11 @@ enum Command {
         /// Lines decoded together.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// Translate only block I of N equal blocks of the --input file's lines (0 <= I < N):
+        /// N processes or machines share a large file, and `cat` of their outputs in block
+        /// order is the whole output in input order.
+        #[arg(long, value_name = "I/N", requires = "input")]
+        shard: Option<cli::shard::Shard>,
     },
     /// Serve models over HTTP: JSON API with dynamic batching, metrics and a web demo.
     Serve(cli::serve::ServeArgs),
@@ -270,9 +275,10 @@ fn main() -> ExitCode {
             lexicon,
             format,
             batch,
+            shard,
         } => translate(
             model,
-            input,
+            input.map(|path| (path, shard)),
             decode,
             lexicon,
             cli::translate::Format {
@@ -358,13 +364,19 @@ fn train(
     quiet: bool,
 ) -> Result<Status> {
     let cfg = recur::transducer::RunConfig::load(config.as_deref(), &set)?;
-    let args = cli::train::TrainArgs {
+    let mut args = cli::train::TrainArgs {
         out: out.clone(),
         resume,
         time_limit,
         progress: !quiet,
+        collective: None,
     };
-    let s = cli::train::run(cfg, &args)?;
+    let (s, rank) = train_on_every_rank(cfg, &mut args)?;
+    if rank != 0 {
+        // Rank 0 reports for the job, and its status is the job's: another rank's non-zero
+        // status would make mpirun kill rank 0 while it still writes its checkpoint.
+        return Ok(Status::Ok);
+    }
     let mut stdout = cli::output::stdout();
     let dev = match s.best_accuracy {
         Some(acc) => format!("best dev exact match {:.2}%", acc * 100.0),
@@ -432,9 +444,37 @@ fn apply_lexicon(t: &mut Transducer, args: &LexiconArgs) -> Result<()> {
     Ok(())
 }
 
+/// `recur train` in this process: alone, or (built with `--features mpi`, started by mpirun)
+/// as one rank of a data-parallel run. Returns the summary and this process's rank.
+#[cfg(feature = "mpi")]
+fn train_on_every_rank(
+    cfg: recur::transducer::RunConfig,
+    args: &mut cli::train::TrainArgs,
+) -> Result<(recur::session::RunSummary, usize)> {
+    let launch = cli::mpi::Launch::start()?;
+    args.collective = launch.collective();
+    let rank = launch.rank();
+    let result = cli::train::run(cfg, args);
+    launch.end(result).map(|s| (s, rank))
+}
+
+/// `recur train` in this process (this build has no MPI: under mpirun every process would
+/// train alone, so that is refused).
+#[cfg(not(feature = "mpi"))]
+fn train_on_every_rank(
+    cfg: recur::transducer::RunConfig,
+    args: &mut cli::train::TrainArgs,
+) -> Result<(recur::session::RunSummary, usize)> {
+    let ranks = std::env::var("OMPI_COMM_WORLD_SIZE").or_else(|_| std::env::var("PMI_SIZE"));
+    if ranks.is_ok_and(|n| n.trim() != "1") {
+        bail!("started by mpirun, but this recur was built without MPI: build it with `cargo build --release -p recur-cli --features mpi`");
+    }
+    Ok((cli::train::run(cfg, args)?, 0))
+}
+
 fn translate(
     model: PathBuf,
-    input: Option<PathBuf>,
+    input: Option<(PathBuf, Option<cli::shard::Shard>)>,
     decode: Decode,
     lexicon: LexiconArgs,
     fmt: cli::translate::Format,
@@ -451,7 +491,11 @@ fn translate(
     let opts = decode.options(fmt.alignments, &t.config.decode)?;
     let stdout = cli::output::stdout();
     match input {
-        Some(p) => {
+        Some((p, Some(shard))) => {
+            let block = cli::shard::open_block(&p, shard)?;
+            cli::translate::run(&t, block, stdout, &opts, &fmt, false)
+        }
+        Some((p, None)) => {
             let f =
                 std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
             cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt, false)
