@@ -127,8 +127,10 @@ enum Command {
     /// Decode lines (stdin or --input) with a trained model: one output line per input line.
     Translate {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
-        #[arg(long)]
-        model: PathBuf,
+        /// Repeat it to decode with an ensemble (the mean of the models' log-probabilities at
+        /// every step; the same vocabularies required).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
         /// Input file (default: stdin).
         #[arg(long)]
         input: Option<PathBuf>,
@@ -157,8 +159,9 @@ enum Command {
     /// Score a model on a TSV: exact match (any reference), WER, token error rate, top-k.
     Eval {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
-        #[arg(long)]
-        model: PathBuf,
+        /// Repeat it to score an ensemble (as `translate`).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
         /// Test TSV.
         #[arg(long)]
         data: PathBuf,
@@ -391,7 +394,7 @@ fn train(
 }
 
 fn translate(
-    model: PathBuf,
+    model: Vec<PathBuf>,
     input: Option<PathBuf>,
     decode: Decode,
     fmt: cli::translate::Format,
@@ -421,7 +424,7 @@ fn translate(
 }
 
 fn eval(
-    model: PathBuf,
+    model: Vec<PathBuf>,
     data: PathBuf,
     cols: Option<(usize, usize)>,
     decode: Decode,
@@ -533,9 +536,21 @@ fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result
     Ok(())
 }
 
-/// Loads the model a `--model` argument names (a directory, a training run, or a model name),
-/// saying so when a training run stands for its `best/` checkpoint.
-fn load_model(spec: &Path) -> Result<Transducer> {
+/// Loads the models the `--model` arguments name (directories, training runs, or model names)
+/// as one transducer: the first, with the others as ensemble members.
+fn load_model(specs: &[PathBuf]) -> Result<Transducer> {
+    let (first, rest) = specs.split_first().context("--model: expected a model")?;
+    let mut t = load_one(first)?;
+    for spec in rest {
+        let member = load_one(spec)?;
+        t.add_member(member, &spec.display().to_string())?;
+    }
+    Ok(t)
+}
+
+/// Loads the model (with the members it declares) a `--model` argument names, saying so when
+/// a training run stands for its `best/` checkpoint.
+fn load_one(spec: &Path) -> Result<Transducer> {
     let source = recur::models::resolve(spec)?;
     if let recur::models::ModelSource::Dir(dir) = &source {
         if dir != spec && spec.is_dir() {
@@ -546,7 +561,7 @@ fn load_model(spec: &Path) -> Result<Transducer> {
             );
         }
     }
-    Ok(Transducer::from_files(&source.files()?)?)
+    Ok(Transducer::from_source(&source)?)
 }
 
 fn models() -> Result<()> {

@@ -12,7 +12,7 @@ use crate::data::metrics::score;
 use crate::data::{EvalReport, Pair, Vocab};
 use crate::error::{Error, Result};
 use crate::seq2seq::inference::translate;
-use crate::seq2seq::search::{DecodeOptions, MaxLen};
+use crate::seq2seq::search::{DecodeOptions, Hypothesis, MaxLen};
 use crate::seq2seq::Seq2Seq;
 use crate::transducer::DataConfig;
 
@@ -70,6 +70,16 @@ pub fn evaluate(
     opts: &DecodeOptions,
     k: usize,
 ) -> Result<EvalReport> {
+    evaluate_with(|srcs| translate(model, srcs, opts), examples, k)
+}
+
+/// [`evaluate`] with any decoder (`decode`: source ids → hypotheses best first, as
+/// [`translate`] gives them), such as an ensemble's.
+pub fn evaluate_with(
+    mut decode: impl FnMut(&[Vec<i64>]) -> Result<Vec<Vec<Hypothesis>>>,
+    examples: &[EvalExample],
+    k: usize,
+) -> Result<EvalReport> {
     if examples.is_empty() {
         return Err(Error::arg("evaluate", "examples", "at least one", 0));
     }
@@ -79,10 +89,8 @@ pub fn evaluate(
     let mut nbests: Vec<Vec<Vec<i64>>> = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(CHUNK) {
         let srcs: Vec<Vec<i64>> = chunk.iter().map(|e| e.src.clone()).collect();
-        for hyps in translate(model, &srcs, opts)? {
-            let ids = |h: &crate::seq2seq::search::Hypothesis| {
-                h.tokens.iter().map(|&t| i64::from(t)).collect::<Vec<i64>>()
-            };
+        for hyps in decode(&srcs)? {
+            let ids = |h: &Hypothesis| h.tokens.iter().map(|&t| i64::from(t)).collect();
             nbests.push(hyps.iter().take(k).map(ids).collect());
         }
     }
