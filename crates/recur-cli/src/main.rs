@@ -180,6 +180,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Average the parameters of checkpoints of one architecture (e.g. a run's last
+    /// evaluations, kept with `train.keep_last`) into a model directory.
+    Average {
+        /// Checkpoint (model) directories to average.
+        checkpoints: Vec<PathBuf>,
+        /// A training run: average its kept checkpoints (OUT/checkpoints/step-*).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// With --run: only its last N kept checkpoints (default: all).
+        #[arg(long, requires = "run")]
+        last: Option<usize>,
+        /// Output model directory: a new one, or an earlier average to replace.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Convert a pretrained model of another toolkit into a model directory.
     Import {
         /// Which toolkit's checkpoint.
@@ -289,6 +304,12 @@ fn main() -> ExitCode {
             json,
         } => eval(model, data, src_col.zip(tgt_col), decode, topk, json).map(|()| Status::Ok),
         Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
+        Command::Average {
+            checkpoints,
+            run,
+            last,
+            out,
+        } => average(checkpoints, run, last, &out).map(|()| Status::Ok),
         Command::Data {
             task,
             n,
@@ -458,6 +479,48 @@ fn eval(
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `recur average`: the checkpoints named, then a run's kept ones (its last `last`).
+fn average(
+    mut checkpoints: Vec<PathBuf>,
+    run: Option<PathBuf>,
+    last: Option<usize>,
+    out: &Path,
+) -> Result<()> {
+    if let Some(run) = run {
+        let kept = recur::session::kept_checkpoints(&run)?;
+        if kept.is_empty() {
+            bail!(
+                "{}: no kept checkpoints in {}/ (train with --set train.keep_last=N)",
+                run.display(),
+                recur::session::CHECKPOINTS_DIR
+            );
+        }
+        let n = last.unwrap_or(kept.len());
+        if n == 0 || n > kept.len() {
+            bail!(
+                "--last: expected 1 to {} (the kept checkpoints), got {n}",
+                kept.len()
+            );
+        }
+        checkpoints.extend_from_slice(&kept[kept.len() - n..]);
+    }
+    if checkpoints.is_empty() {
+        bail!("nothing to average: name checkpoint directories, or --run RUN");
+    }
+    recur::average::average_into(&checkpoints, out)?;
+    let mut stdout = cli::output::stdout();
+    writeln!(
+        stdout,
+        "averaged {} checkpoints into {}",
+        checkpoints.len(),
+        out.display()
+    )?;
+    for c in &checkpoints {
+        writeln!(stdout, "  {}", c.display())?;
+    }
     Ok(())
 }
 
