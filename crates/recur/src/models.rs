@@ -40,7 +40,8 @@ pub struct BundledModel {
     /// `MODEL_CARD.md`.
     pub card: &'static str,
     /// The ensemble members its `config.json` lists (`"members"`), each the files of the
-    /// subdirectory of that name (their `card` is empty). Empty for one model.
+    /// subdirectory of that name, named `NAME/MEMBER` (their `card` is empty). Empty for one
+    /// model.
     pub members: &'static [BundledModel],
 }
 
@@ -91,13 +92,16 @@ impl ModelSource {
         }
         match self {
             ModelSource::Dir(dir) => Ok(ModelSource::Dir(dir.join(name))),
-            ModelSource::Bundled(b) => match b.members.iter().find(|m| m.name == name) {
-                Some(m) => Ok(ModelSource::Bundled(m)),
-                None => Err(bad(format!(
-                    "ensemble member {name:?} was not compiled in (list it in the bundled! \
-                     macro of models.rs)"
-                ))),
-            },
+            ModelSource::Bundled(b) => {
+                let full = format!("{}/{name}", b.name);
+                match b.members.iter().find(|m| m.name == full) {
+                    Some(m) => Ok(ModelSource::Bundled(m)),
+                    None => Err(bad(format!(
+                        "ensemble member {name:?} was not compiled in (list it in the \
+                         bundled! macro of models.rs)"
+                    ))),
+                }
+            }
         }
     }
 }
@@ -197,7 +201,11 @@ macro_rules! bundled {
     ($name:literal $(, members: [$($member:literal),* $(,)?])?) => {
         BundledModel {
             card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
-            members: &[$($(bundled!(@files $member, concat!($name, "/", $member), &[])),*)?],
+            members: &[$($(bundled!(
+                @files concat!($name, "/", $member),
+                concat!($name, "/", $member),
+                &[]
+            )),*)?],
             ..bundled!(@files $name, $name, &[])
         }
     };
@@ -368,7 +376,7 @@ mod tests {
     }
 
     static MEMBER: BundledModel = BundledModel {
-        name: "seed-2",
+        name: "ens/seed-2",
         config: b"{}",
         src_vocab: b"",
         tgt_vocab: b"",
@@ -391,7 +399,7 @@ mod tests {
         }
         let bundled = ModelSource::Bundled(&WITH_MEMBER);
         let m = bundled.member("seed-2").unwrap();
-        assert_eq!(m.location(), "bundled:seed-2");
+        assert_eq!(m.location(), "bundled:ens/seed-2");
         let e = bundled.member("seed-3").unwrap_err().to_string();
         assert!(e.contains("not compiled in"), "{e}");
         for bad in ["../x", "a/b", ""] {
