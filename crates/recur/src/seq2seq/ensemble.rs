@@ -249,7 +249,10 @@ mod tests {
         }
     }
 
-    fn bits(h: &Hypothesis) -> (Vec<u32>, u32, u32, Vec<Vec<u32>>) {
+    /// A hypothesis' tokens, log-prob, score and attention as bits.
+    type Bits = (Vec<u32>, u32, u32, Vec<Vec<u32>>);
+
+    fn bits(h: &Hypothesis) -> Bits {
         let attn = h.attention.iter();
         let attn = attn.map(|r| r.iter().map(|x| x.to_bits()).collect());
         (
@@ -260,7 +263,7 @@ mod tests {
         )
     }
 
-    fn all_bits(hyps: &[Vec<Hypothesis>]) -> Vec<Vec<(Vec<u32>, u32, u32, Vec<Vec<u32>>)>> {
+    fn all_bits(hyps: &[Vec<Hypothesis>]) -> Vec<Vec<Bits>> {
         hyps.iter().map(|l| l.iter().map(bits).collect()).collect()
     }
 
@@ -290,7 +293,8 @@ mod tests {
         for beam in [1, 3] {
             let together = translate_ensemble(&members, &srcs, &opts(beam)).unwrap();
             for (i, s) in srcs.iter().enumerate() {
-                let alone = translate_ensemble(&members, &[s.clone()], &opts(beam)).unwrap();
+                let alone =
+                    translate_ensemble(&members, std::slice::from_ref(s), &opts(beam)).unwrap();
                 assert_eq!(all_bits(&together[i..=i]), all_bits(&alone), "source {i}");
             }
             let h = &together[0][0];
