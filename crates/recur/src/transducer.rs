@@ -159,6 +159,11 @@ impl RunConfig {
     /// sizes are checked when it is built), so that nonsense is an error, never a silent
     /// clip or a run that trains nothing.
     pub fn validate(&self) -> Result<()> {
+        if let Some(first) = self.members.first() {
+            // A trained model's config.json would list members its directory does not have.
+            let want = "none in a run config (members belong to a model directory's config.json)";
+            return Err(Error::arg("run config", "members", want, first));
+        }
         self.data.validate()?;
         self.train.validate()
     }
@@ -694,6 +699,15 @@ mod tests {
                 twice.translate(&inputs, &beam(k)).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_run_config_has_no_members() {
+        let cfg = RunConfig::load(None, &["data.train=x.tsv".into()]).unwrap();
+        cfg.validate().unwrap();
+        let cfg = RunConfig::load(None, &["data.train=x.tsv".into(), "members=[\"m\"]".into()]);
+        let e = cfg.unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("members"), "{e}");
     }
 
     #[test]
