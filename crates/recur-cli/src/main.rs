@@ -127,8 +127,10 @@ enum Command {
     /// Decode lines (stdin or --input) with a trained model: one output line per input line.
     Translate {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
-        #[arg(long)]
-        model: PathBuf,
+        /// Repeat it to decode with an ensemble (the mean of the models' log-probabilities at
+        /// every step; the same vocabularies required).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
         /// Input file (default: stdin).
         #[arg(long)]
         input: Option<PathBuf>,
@@ -164,8 +166,9 @@ enum Command {
     /// Score a model on a TSV: exact match (any reference), WER, token error rate, top-k.
     Eval {
         /// A model directory, a training run (its best/), or a model name (`recur models`).
-        #[arg(long)]
-        model: PathBuf,
+        /// Repeat it to score an ensemble (as `translate`).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
         /// Test TSV.
         #[arg(long)]
         data: PathBuf,
@@ -187,6 +190,21 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Average the parameters of checkpoints of one architecture (e.g. a run's last
+    /// evaluations, kept with `train.keep_last`) into a model directory.
+    Average {
+        /// Checkpoint (model) directories to average.
+        checkpoints: Vec<PathBuf>,
+        /// A training run: average its kept checkpoints (OUT/checkpoints/step-*).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// With --run: only its last N kept checkpoints (default: all).
+        #[arg(long, requires = "run")]
+        last: Option<usize>,
+        /// Output model directory: a new one, or an earlier average to replace.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Convert a pretrained model of another toolkit into a model directory.
     Import {
@@ -310,6 +328,12 @@ fn main() -> ExitCode {
         )
         .map(|()| Status::Ok),
         Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
+        Command::Average {
+            checkpoints,
+            run,
+            last,
+            out,
+        } => average(checkpoints, run, last, &out).map(|()| Status::Ok),
         Command::Data {
             task,
             n,
@@ -473,7 +497,7 @@ fn train_on_every_rank(
 }
 
 fn translate(
-    model: PathBuf,
+    model: Vec<PathBuf>,
     input: Option<(PathBuf, Option<cli::shard::Shard>)>,
     decode: Decode,
     lexicon: LexiconArgs,
@@ -509,7 +533,7 @@ fn translate(
 }
 
 fn eval(
-    model: PathBuf,
+    model: Vec<PathBuf>,
     data: PathBuf,
     cols: Option<(usize, usize)>,
     decode: Decode,
@@ -548,6 +572,48 @@ fn eval(
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// `recur average`: the checkpoints named, then a run's kept ones (its last `last`).
+fn average(
+    mut checkpoints: Vec<PathBuf>,
+    run: Option<PathBuf>,
+    last: Option<usize>,
+    out: &Path,
+) -> Result<()> {
+    if let Some(run) = run {
+        let kept = recur::session::kept_checkpoints(&run)?;
+        if kept.is_empty() {
+            bail!(
+                "{}: no kept checkpoints in {}/ (train with --set train.keep_last=N)",
+                run.display(),
+                recur::session::CHECKPOINTS_DIR
+            );
+        }
+        let n = last.unwrap_or(kept.len());
+        if n == 0 || n > kept.len() {
+            bail!(
+                "--last: expected 1 to {} (the kept checkpoints), got {n}",
+                kept.len()
+            );
+        }
+        checkpoints.extend_from_slice(&kept[kept.len() - n..]);
+    }
+    if checkpoints.is_empty() {
+        bail!("nothing to average: name checkpoint directories, or --run RUN");
+    }
+    recur::average::average_into(&checkpoints, out)?;
+    let mut stdout = cli::output::stdout();
+    writeln!(
+        stdout,
+        "averaged {} checkpoints into {}",
+        checkpoints.len(),
+        out.display()
+    )?;
+    for c in &checkpoints {
+        writeln!(stdout, "  {}", c.display())?;
+    }
     Ok(())
 }
 
@@ -626,9 +692,21 @@ fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result
     Ok(())
 }
 
-/// Loads the model a `--model` argument names (a directory, a training run, or a model name),
-/// saying so when a training run stands for its `best/` checkpoint.
-fn load_model(spec: &Path) -> Result<Transducer> {
+/// Loads the models the `--model` arguments name (directories, training runs, or model names)
+/// as one transducer: the first, with the others as ensemble members.
+fn load_model(specs: &[PathBuf]) -> Result<Transducer> {
+    let (first, rest) = specs.split_first().context("--model: expected a model")?;
+    let mut t = load_one(first)?;
+    for spec in rest {
+        let member = load_one(spec)?;
+        t.add_member(member, &spec.display().to_string())?;
+    }
+    Ok(t)
+}
+
+/// Loads the model (with the members it declares) a `--model` argument names, saying so when
+/// a training run stands for its `best/` checkpoint.
+fn load_one(spec: &Path) -> Result<Transducer> {
     let source = recur::models::resolve(spec)?;
     if let recur::models::ModelSource::Dir(dir) = &source {
         if dir != spec && spec.is_dir() {
@@ -639,7 +717,7 @@ fn load_model(spec: &Path) -> Result<Transducer> {
             );
         }
     }
-    Ok(Transducer::from_files(&source.files()?)?)
+    Ok(Transducer::from_source(&source)?)
 }
 
 fn models() -> Result<()> {

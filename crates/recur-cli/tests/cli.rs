@@ -164,6 +164,121 @@ fn train_stop_resume_eval_translate_end_to_end() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `train.keep_last` keeps the last evaluations; `recur average` makes a model of them; two
+/// models decode as an ensemble in `eval` and `translate`, and models of other vocabularies are
+/// refused by name.
+#[test]
+fn keep_last_average_and_ensembles_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("recur-ens-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name);
+    for (task, n, seed, file) in [
+        ("cipher", "200", "1", "train.tsv"),
+        ("cipher", "30", "2", "dev.tsv"),
+        ("double", "50", "1", "double.tsv"),
+    ] {
+        let args = ["data", task, "--n", n, "--seed", seed, "--out"];
+        run_ok(recur().args(args).arg(p(file)));
+    }
+    let train = |data: &str, out: &str, seed: &str| {
+        let mut c = recur();
+        c.args(["--threads", "1", "train", "--quiet", "--set"])
+            .arg(format!("data.train={:?}", p(data).display().to_string()))
+            .arg("--set")
+            .arg(format!("data.dev={:?}", p("dev.tsv").display().to_string()));
+        for set in [
+            "data.src_col=1",
+            "data.tgt_col=0",
+            "model.emb_dim=8",
+            "model.hidden_size=8",
+            "model.attn_dim=8",
+            "train.epochs=2",
+            "train.max_tokens=300",
+            "train.eval_every=3",
+            "train.keep_last=2",
+        ] {
+            c.args(["--set", set]);
+        }
+        c.args(["--set", &format!("train.seed={seed}"), "--out"])
+            .arg(p(out));
+        run_ok(&mut c)
+    };
+    train("train.tsv", "a", "1");
+    train("train.tsv", "b", "2");
+    let kept: Vec<String> = std::fs::read_dir(p("a/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().all(|k| k.starts_with("step-")), "{kept:?}");
+
+    let said = run_ok(
+        recur()
+            .args(["average", "--last", "2", "--run"])
+            .arg(p("a"))
+            .arg("--out")
+            .arg(p("avg")),
+    );
+    assert!(said.starts_with("averaged 2 checkpoints"), "{said}");
+    assert!(p("avg/averaged.json").is_file());
+    // The output of something else is never overwritten.
+    let refused = recur()
+        .args(["average", "--run"])
+        .arg(p("a"))
+        .arg("--out")
+        .arg(p("b/best"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+
+    let eval = |models: &[&str]| {
+        let mut c = recur();
+        c.args(["eval", "--json", "--beam", "2", "--data"])
+            .arg(p("dev.tsv"));
+        for m in models {
+            c.arg("--model").arg(p(m));
+        }
+        let v: serde_json::Value = serde_json::from_str(&run_ok(&mut c)).unwrap();
+        v["accuracy"].as_f64().unwrap()
+    };
+    let alone = eval(&["a/best"]);
+    let ensemble = eval(&["a/best", "b/best", "avg"]);
+    assert!((0.0..=1.0).contains(&alone) && (0.0..=1.0).contains(&ensemble));
+
+    let out = with_stdin(
+        recur()
+            .args(["translate", "--beam", "3", "--model"])
+            .arg(p("a/best"))
+            .arg("--model")
+            .arg(p("b")),
+        "FUVEMVEM\nABC\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+
+    train("double.tsv", "other", "1");
+    let out = with_stdin(
+        recur()
+            .args(["translate", "--model"])
+            .arg(p("a/best"))
+            .arg("--model")
+            .arg(p("other/best")),
+        "ABC\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("other/best") && err.contains("vocabulary"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn bad_input_is_an_error_naming_the_file_and_line() {
     let dir = std::env::temp_dir().join(format!("recur-bad-{}", std::process::id()));

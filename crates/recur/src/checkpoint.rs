@@ -65,10 +65,27 @@ impl Checkpoint {
         vocabs: &[(&str, &Vocab)],
         state: Option<&TrainingState>,
     ) -> Result<()> {
+        Checkpoint::save_with_files(dir, model, config, vocabs, state, &[])
+    }
+
+    /// [`Checkpoint::save`] with further files written into the checkpoint (name, content),
+    /// swapped in with the rest: a file name is ASCII letters, digits, `_`, `-` or `.`, not
+    /// starting with `.`, and none of the checkpoint's own.
+    pub fn save_with_files(
+        dir: impl AsRef<Path>,
+        model: &(impl Module + ?Sized),
+        config: &(impl Serialize + ?Sized),
+        vocabs: &[(&str, &Vocab)],
+        state: Option<&TrainingState>,
+        files: &[(&str, &[u8])],
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let (parent, name) = split_dir(dir)?;
         for (v, _) in vocabs {
             vocab_file(v)?;
+        }
+        for (f, _) in files {
+            extra_file(f)?;
         }
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         recover(dir)?;
@@ -79,7 +96,13 @@ impl Checkpoint {
             fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
         fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        if let Err(e) = write_contents(&tmp, model, config, vocabs, state) {
+        let written = write_contents(&tmp, model, config, vocabs, state).and_then(|()| {
+            for (f, bytes) in files {
+                write_synced(&tmp.join(f), bytes)?;
+            }
+            sync_dir(&tmp)
+        });
+        if let Err(e) = written {
             // Best effort: the error that matters is the one being returned.
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
@@ -321,6 +344,28 @@ fn vocab_file(name: &str) -> Result<String> {
         ));
     }
     Ok(format!("{name}_vocab.json"))
+}
+
+/// Checks the name of an extra file of [`Checkpoint::save_with_files`].
+fn extra_file(name: &str) -> Result<()> {
+    let own = [MODEL_FILE, CONFIG_FILE, STATE_TENSORS_FILE, STATE_META_FILE];
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with("_vocab.json")
+        && !own.contains(&name)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !ok {
+        let want = "ASCII letters, digits, `_`, `-` or `.`, not a checkpoint file's name";
+        return Err(Error::arg(
+            "Checkpoint",
+            "file name",
+            want,
+            format!("{name:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The parent directory and final component of a checkpoint path.

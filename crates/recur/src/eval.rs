@@ -12,7 +12,7 @@ use crate::data::metrics::score;
 use crate::data::{EvalReport, Pair, Vocab};
 use crate::error::{Error, Result};
 use crate::seq2seq::inference::translate;
-use crate::seq2seq::search::{DecodeOptions, MaxLen};
+use crate::seq2seq::search::{DecodeOptions, Hypothesis, MaxLen};
 use crate::seq2seq::Seq2Seq;
 use crate::transducer::DataConfig;
 
@@ -75,16 +75,17 @@ pub fn evaluate(
     opts: &DecodeOptions,
     k: usize,
 ) -> Result<EvalReport> {
-    evaluate_known(model, examples, &[], opts, k)
+    evaluate_with(|srcs| translate(model, srcs, opts), examples, &[], k)
 }
 
-/// [`evaluate`] where `known[i]`, when given, is example `i`'s n-best list (target ids, best
-/// first: a lexicon's entries), scored as it is; only the other examples are decoded.
-pub fn evaluate_known(
-    model: &Seq2Seq,
+/// [`evaluate`] with any decoder (`decode`: source ids → hypotheses best first, as
+/// [`translate`] gives them, such as an ensemble's), where `known[i]`, when given, is example
+/// `i`'s n-best list (target ids, best first: a lexicon's entries), scored as it is; only the
+/// other examples are decoded.
+pub fn evaluate_with(
+    mut decode: impl FnMut(&[Vec<i64>]) -> Result<Vec<Vec<Hypothesis>>>,
     examples: &[EvalExample],
     known: &[Option<Vec<Vec<i64>>>],
-    opts: &DecodeOptions,
     k: usize,
 ) -> Result<EvalReport> {
     if examples.is_empty() {
@@ -98,7 +99,7 @@ pub fn evaluate_known(
         .filter(|&i| given(i).is_none())
         .map(|i| &examples[i])
         .collect();
-    let mut decoded = decode_nbests(model, &misses, opts, k)?.into_iter();
+    let mut decoded = decode_nbests(&mut decode, &misses, k)?.into_iter();
     let mut nbests: Vec<Vec<Vec<i64>>> = Vec::with_capacity(examples.len());
     for i in 0..examples.len() {
         nbests.push(match given(i) {
@@ -115,18 +116,15 @@ pub fn evaluate_known(
 
 /// The first `k` hypotheses (target ids) of each example, decoded in chunks.
 fn decode_nbests(
-    model: &Seq2Seq,
+    decode: &mut impl FnMut(&[Vec<i64>]) -> Result<Vec<Vec<Hypothesis>>>,
     examples: &[&EvalExample],
-    opts: &DecodeOptions,
     k: usize,
 ) -> Result<Vec<Vec<Vec<i64>>>> {
     let mut nbests = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(CHUNK) {
         let srcs: Vec<Vec<i64>> = chunk.iter().map(|e| e.src.clone()).collect();
-        for hyps in translate(model, &srcs, opts)? {
-            let ids = |h: &crate::seq2seq::search::Hypothesis| {
-                h.tokens.iter().map(|&t| i64::from(t)).collect::<Vec<i64>>()
-            };
+        for hyps in decode(&srcs)? {
+            let ids = |h: &Hypothesis| h.tokens.iter().map(|&t| i64::from(t)).collect();
             nbests.push(hyps.iter().take(k).map(ids).collect());
         }
     }

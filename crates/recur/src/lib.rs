@@ -8,6 +8,7 @@
 //! PyTorch's names and shapes) → `seq2seq` (models) → the `recur` binary (CLI).
 #![warn(missing_docs)]
 
+pub mod average;
 pub mod checkpoint;
 pub mod collective;
 pub mod data;

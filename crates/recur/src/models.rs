@@ -41,6 +41,10 @@ pub struct BundledModel {
     pub card: &'static str,
     /// The lexicon file its config's `[text] lexicon` names (see [`crate::lexicon`]).
     pub lexicon: Option<&'static [u8]>,
+    /// The ensemble members its `config.json` lists (`"members"`), each the files of the
+    /// subdirectory of that name, named `NAME/MEMBER` (their `card` is empty). Empty for one
+    /// model.
+    pub members: &'static [BundledModel],
 }
 
 /// Where a model's files are.
@@ -73,6 +77,34 @@ impl ModelSource {
                 lexicon: b.lexicon.map(Cow::Borrowed),
             }),
             ModelSource::Dir(dir) => read_consistent(dir),
+        }
+    }
+
+    /// The ensemble member `name` of this model (see [`crate::transducer`]): the subdirectory
+    /// `name` of a model directory, or the bundled member of that name. `name` must be one
+    /// plain path component.
+    pub fn member(&self, name: &str) -> Result<ModelSource> {
+        let bad = |msg: String| Error::Parse {
+            path: PathBuf::from(self.location()).join(CONFIG_FILE),
+            line: None,
+            msg,
+        };
+        if plain_name(Path::new(name)).is_none() {
+            let msg = format!("ensemble member {name:?}: expected a subdirectory name");
+            return Err(bad(msg));
+        }
+        match self {
+            ModelSource::Dir(dir) => Ok(ModelSource::Dir(dir.join(name))),
+            ModelSource::Bundled(b) => {
+                let full = format!("{}/{name}", b.name);
+                match b.members.iter().find(|m| m.name == full) {
+                    Some(m) => Ok(ModelSource::Bundled(m)),
+                    None => Err(bad(format!(
+                        "ensemble member {name:?} was not compiled in (list it in the \
+                         bundled! macro of models.rs)"
+                    ))),
+                }
+            }
         }
     }
 }
@@ -216,24 +248,43 @@ pub struct ModelInfo {
     pub location: String,
 }
 
+/// `bundled!("NAME")`, or `bundled!("NAME", members: ["M1", ...])` for a model whose
+/// config.json lists ensemble members (subdirectories `models/NAME/M1/`, ...).
 #[cfg(feature = "bundled-models")]
 macro_rules! bundled {
     // An optional file of the model directory: absent, or compiled in.
-    (@optional $name:literal) => {
+    (@optional $dir:expr) => {
         None
     };
-    (@optional $name:literal, $file:literal) => {
-        Some(include_bytes!(concat!("../../../models/", $name, "/", $file)) as &[u8])
+    (@optional $dir:expr, $file:literal) => {
+        Some(include_bytes!(concat!("../../../models/", $dir, "/", $file)) as &[u8])
     };
-    ($name:literal $(, lexicon = $lexicon:literal)?) => {
+    (
+        $name:literal
+        $(, lexicon = $lexicon:literal)?
+        $(, members: [$($member:literal),* $(,)?])?
+    ) => {
         BundledModel {
-            name: $name,
-            config: include_bytes!(concat!("../../../models/", $name, "/config.json")),
-            src_vocab: include_bytes!(concat!("../../../models/", $name, "/src_vocab.json")),
-            tgt_vocab: include_bytes!(concat!("../../../models/", $name, "/tgt_vocab.json")),
-            weights: include_bytes!(concat!("../../../models/", $name, "/model.safetensors")),
             card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
             lexicon: bundled!(@optional $name $(, $lexicon)?),
+            members: &[$($(bundled!(
+                @files concat!($name, "/", $member),
+                concat!($name, "/", $member),
+                &[]
+            )),*)?],
+            ..bundled!(@files $name, $name, &[])
+        }
+    };
+    (@files $name:expr, $dir:expr, $members:expr) => {
+        BundledModel {
+            name: $name,
+            config: include_bytes!(concat!("../../../models/", $dir, "/config.json")),
+            src_vocab: include_bytes!(concat!("../../../models/", $dir, "/src_vocab.json")),
+            tgt_vocab: include_bytes!(concat!("../../../models/", $dir, "/tgt_vocab.json")),
+            weights: include_bytes!(concat!("../../../models/", $dir, "/model.safetensors")),
+            card: "",
+            lexicon: None,
+            members: $members,
         }
     };
 }
@@ -391,6 +442,53 @@ mod tests {
         assert_eq!(plain_name(Path::new("hi-translit")), Some("hi-translit"));
         for p in ["a/b", "./a", "..", "/abs", ""] {
             assert_eq!(plain_name(Path::new(p)), None, "{p}");
+        }
+    }
+
+    static MEMBER: BundledModel = BundledModel {
+        name: "ens/seed-2",
+        config: b"{}",
+        src_vocab: b"",
+        tgt_vocab: b"",
+        weights: b"",
+        card: "",
+        lexicon: None,
+        members: &[],
+    };
+    static WITH_MEMBER: BundledModel = BundledModel {
+        name: "ens",
+        members: std::slice::from_ref(&MEMBER),
+        ..MEMBER
+    };
+
+    #[test]
+    fn members_are_subdirectories_or_bundled_members() {
+        let dir = ModelSource::Dir(PathBuf::from("models/ens"));
+        match dir.member("seed-2").unwrap() {
+            ModelSource::Dir(d) => assert_eq!(d, Path::new("models/ens/seed-2")),
+            other => panic!("{other:?}"),
+        }
+        let bundled = ModelSource::Bundled(&WITH_MEMBER);
+        let m = bundled.member("seed-2").unwrap();
+        assert_eq!(m.location(), "bundled:ens/seed-2");
+        let e = bundled.member("seed-3").unwrap_err().to_string();
+        assert!(e.contains("not compiled in"), "{e}");
+        for bad in ["../x", "a/b", ""] {
+            assert!(dir.member(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Every member a bundled model's config lists is compiled in with it.
+    #[test]
+    fn bundled_models_carry_the_members_they_list() {
+        for b in BUNDLED {
+            let config: serde_json::Value = serde_json::from_slice(b.config).unwrap();
+            let listed = config["members"].as_array().cloned().unwrap_or_default();
+            assert_eq!(listed.len(), b.members.len(), "{}", b.name);
+            for name in listed {
+                let name = name.as_str().unwrap();
+                ModelSource::Bundled(b).member(name).unwrap();
+            }
         }
     }
 

@@ -7,6 +7,8 @@
 //!   OUT/best/        the checkpoint with the best dev exact match (the last one without dev)
 //!   OUT/last/        the latest checkpoint, with the optimizer and a typed ResumeState
 //!   OUT/log.jsonl    one record per step and evaluation
+//!   OUT/checkpoints/step-NNNNNN/   with train.keep_last = N: the models of the last N
+//!                    evaluations (oldest deleted), for checkpoint averaging (crate::average)
 //! ```
 //!
 //! Resuming continues exactly: a run stopped and resumed ends with the bits of an uninterrupted
@@ -497,6 +499,12 @@ impl Session {
                 self.transducer.save(out.join("best"), None)?;
                 self.best_saved = acc;
             }
+            keep_checkpoint(
+                &self.transducer,
+                &out,
+                tr.progress.step,
+                tr.config.keep_last,
+            )?;
         }
         let state = training_state(&self.trainer, self.best_saved);
         self.transducer.save(out.join("last"), Some(&state))?;
@@ -525,6 +533,7 @@ fn checkpoint_at_eval(
             *best_saved = *dev_accuracy;
         }
         transducer.save(out.join("last"), Some(&training_state(tr, *best_saved)))?;
+        keep_checkpoint(transducer, out, tr.progress.step, tr.config.keep_last)?;
     }
     Ok(())
 }
@@ -608,6 +617,47 @@ fn broadcast_optimizer_state(team: &dyn Collective, trainer: &mut Trainer) -> Re
     trainer.optimizer.load_state_dict(&received)
 }
 
+/// The folder of a run's kept checkpoints (`train.keep_last`).
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// With `keep` > 0, saves the model evaluated at `step` as `OUT/checkpoints/step-NNNNNN`
+/// (atomically, as every checkpoint) and deletes the oldest beyond the last `keep`.
+fn keep_checkpoint(t: &Transducer, out: &Path, step: usize, keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let dir = out.join(CHECKPOINTS_DIR);
+    t.save(dir.join(format!("step-{step:06}")), None)?;
+    let kept = kept_checkpoints(out)?;
+    for old in &kept[..kept.len().saturating_sub(keep)] {
+        std::fs::remove_dir_all(old).map_err(|e| Error::io(old, e))?;
+    }
+    Ok(())
+}
+
+/// The kept checkpoints of the run in `out` (`OUT/checkpoints/step-N`), oldest (lowest step)
+/// first; none when the run kept none.
+pub fn kept_checkpoints(out: &Path) -> Result<Vec<PathBuf>> {
+    let dir = out.join(CHECKPOINTS_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut steps: Vec<(usize, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        // `step-N.tmp-PID` and `step-N.old-PID` (a save under way) do not parse: skipped.
+        let name = entry.file_name();
+        let step = name.to_str().and_then(|n| n.strip_prefix("step-"));
+        if let Some(step) = step.and_then(|s| s.parse().ok()) {
+            steps.push((step, entry.path()));
+        }
+    }
+    steps.sort();
+    Ok(steps.into_iter().map(|(_, p)| p).collect())
+}
+
 /// What [`Session::prepare`] builds before it takes the lock's place in a [`Session`].
 struct Prepared {
     trainer: Trainer,
@@ -626,7 +676,7 @@ fn holds_run(out: &Path) -> Option<String> {
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .find(|n| {
-            ["best", "last", "log.jsonl"].contains(&n.as_str())
+            ["best", "last", "log.jsonl", CHECKPOINTS_DIR].contains(&n.as_str())
                 || n.starts_with("last.old-")
                 || n.starts_with("best.old-")
         })
@@ -698,6 +748,33 @@ mod tests {
     fn a_missing_key_in_the_resume_state_is_an_error() {
         let json = serde_json::json!({"lr": 0.1, "best_saved_accuracy": 0.5});
         assert!(serde_json::from_value::<ResumeState>(json).is_err());
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_evaluations() {
+        let out = std::env::temp_dir().join(format!("recur-keep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let words = vec![vec!["a", "b"]];
+        let v = Vocab::from_sequences(&words, 1);
+        let mut cfg = RunConfig::default();
+        (cfg.model.emb_dim, cfg.model.hidden_size) = (2, 2);
+        let t = Transducer::new(cfg, v.clone(), v).unwrap();
+        keep_checkpoint(&t, &out, 50, 0).unwrap();
+        assert!(
+            !out.join(CHECKPOINTS_DIR).exists(),
+            "keep_last = 0 keeps none"
+        );
+        // A save under way (or interrupted) is not a kept checkpoint.
+        std::fs::create_dir_all(out.join(CHECKPOINTS_DIR).join("step-000350.tmp-1")).unwrap();
+        for step in [100, 200, 300, 1_000_000] {
+            keep_checkpoint(&t, &out, step, 2).unwrap();
+        }
+        let kept = kept_checkpoints(&out).unwrap();
+        let names: Vec<_> = kept.iter().map(|p| p.file_name().unwrap()).collect();
+        assert_eq!(names, ["step-000300", "step-1000000"]);
+        assert!(Transducer::load(&kept[1]).is_ok());
+        assert!(kept_checkpoints(&out.join("nothing")).unwrap().is_empty());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

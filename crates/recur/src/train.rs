@@ -67,6 +67,9 @@ pub struct TrainConfig {
     pub dev_limit: usize,
     /// Longest output when decoding dev, as a multiple of the source length (+ 5 tokens).
     pub dev_max_len_ratio: f32,
+    /// Keep the models of the last this many evaluations in `OUT/checkpoints/step-NNNNNN/`,
+    /// for `recur average` (0 = none: only `best/` and `last/`).
+    pub keep_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +95,7 @@ impl Default for TrainConfig {
             seed: 1,
             dev_limit: 0,
             dev_max_len_ratio: 3.0,
+            keep_last: 0,
         }
     }
 }

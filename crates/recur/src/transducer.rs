@@ -8,7 +8,14 @@
 //!   MODEL_DIR/tgt_vocab.json      target vocabulary
 //!   MODEL_DIR/lexicon.tsv         optional: words with known outputs, consulted before the
 //!                                 model; used when config.json names it (`text.lexicon`)
+//!   MODEL_DIR/NAME/               further ensemble members, when config.json lists them
 //! ```
+//!
+//! An ensemble: config.json's top-level `"members": ["NAME", ...]` names subdirectories of the
+//! model directory, each a complete model directory (any cell, size and attention kind, the same
+//! vocabularies and source preprocessing); [`Transducer::load`] decodes them together with the
+//! model itself (see [`crate::seq2seq::ensemble`]). A bundled model lists the same members
+//! (see [`crate::models::BundledModel::members`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,8 +29,9 @@ use crate::data::{EvalReport, Pair, Tokenizer, Vocab};
 use crate::error::{Error, Result};
 use crate::lexicon::Lexicon;
 use crate::limits;
-use crate::models::{self, ModelFiles};
+use crate::models::{self, ModelFiles, ModelSource};
 use crate::module::seeded_rng;
+use crate::seq2seq::ensemble::translate_ensemble;
 use crate::seq2seq::inference::translate;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
@@ -144,6 +152,10 @@ pub struct RunConfig {
     pub decode: DecodeConfig,
     /// Sentence-mode rules.
     pub text: TextConfig,
+    /// A model directory's further ensemble members: subdirectory names, decoded together with
+    /// this model (see the [module docs](self)); empty for one model. Not a training option.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 impl RunConfig {
@@ -151,6 +163,11 @@ impl RunConfig {
     /// sizes are checked when it is built), so that nonsense is an error, never a silent
     /// clip or a run that trains nothing.
     pub fn validate(&self) -> Result<()> {
+        if let Some(first) = self.members.first() {
+            // A trained model's config.json would list members its directory does not have.
+            let want = "none in a run config (members belong to a model directory's config.json)";
+            return Err(Error::arg("run config", "members", want, first));
+        }
         self.data.validate()?;
         self.train.validate()
     }
@@ -287,6 +304,10 @@ pub struct Transducer {
     pub config: RunConfig,
     /// Words with known outputs, consulted before the model (shared by clones).
     lexicon: Option<Arc<Lexicon>>,
+    /// Further models decoded together with `model` as an ensemble (empty: `model` alone);
+    /// added by [`Transducer::add_member`], which checks that they read and write the same
+    /// tokens.
+    pub members: Vec<Seq2Seq>,
 }
 
 /// Inputs decoded together by [`Transducer::translate`].
@@ -309,6 +330,7 @@ impl Transducer {
             tgt_vocab,
             config,
             lexicon: None,
+            members: Vec::new(),
         })
     }
 
@@ -316,7 +338,66 @@ impl Transducer {
     /// directory, a training run's `best/`, a model in `$RECUR_MODELS`, or a bundled one),
     /// checking every tensor's name and shape.
     pub fn load(spec: impl AsRef<Path>) -> Result<Self> {
-        Transducer::from_files(&models::resolve(spec)?.files()?)
+        Transducer::from_source(&models::resolve(spec)?)
+    }
+
+    /// Loads the model at `source` with the ensemble members its config lists (each from
+    /// [`ModelSource::member`], itself one model: members do not nest).
+    pub fn from_source(source: &ModelSource) -> Result<Self> {
+        let mut t = Transducer::from_files(&source.files()?)?;
+        for name in t.config.members.clone() {
+            let member_source = source.member(&name)?;
+            let member = Transducer::from_files(&member_source.files()?)?;
+            if !member.config.members.is_empty() {
+                return Err(Error::Parse {
+                    path: PathBuf::from(member_source.location()).join(CONFIG_FILE),
+                    line: None,
+                    msg: "an ensemble member lists members of its own (members do not nest)".into(),
+                });
+            }
+            t.add_member(member, &member_source.location())?;
+        }
+        Ok(t)
+    }
+
+    /// Adds `other` (with its own members) to the models decoded together, after checking
+    /// that it reads and writes the same tokens: the same vocabularies, tokenizers and source
+    /// preprocessing. `origin` names it in the error.
+    pub fn add_member(&mut self, other: Transducer, origin: &str) -> Result<()> {
+        if let Some(what) = self.incompatibility(&other) {
+            return Err(Error::Parse {
+                path: PathBuf::from(origin),
+                line: None,
+                msg: format!(
+                    "cannot decode it in an ensemble with the first model: its {what} differs"
+                ),
+            });
+        }
+        self.members.push(other.model);
+        self.members.extend(other.members);
+        Ok(())
+    }
+
+    /// What makes `other` read or write other tokens than `self` (vocabularies, tokenizers,
+    /// source preprocessing), if anything: models decoded together, or averaged, must agree.
+    pub fn incompatibility(&self, other: &Transducer) -> Option<&'static str> {
+        let (a, b) = (&self.config.data, &other.config.data);
+        if self.src_vocab != other.src_vocab {
+            Some("source vocabulary (src_vocab.json)")
+        } else if self.tgt_vocab != other.tgt_vocab {
+            Some("target vocabulary (tgt_vocab.json)")
+        } else if (a.src_tokens, a.tgt_tokens) != (b.src_tokens, b.tgt_tokens) {
+            Some("tokenizers ([data] src_tokens/tgt_tokens)")
+        } else if (a.lowercase_src, a.src_eos) != (b.lowercase_src, b.src_eos) {
+            Some("source preprocessing ([data] lowercase_src/src_eos)")
+        } else {
+            None
+        }
+    }
+
+    /// Every model decoded: `model`, then the members.
+    pub fn ensemble(&self) -> Vec<&Seq2Seq> {
+        std::iter::once(&self.model).chain(&self.members).collect()
     }
 
     /// Builds a model from the files of a model directory (read from disk or compiled in).
@@ -379,6 +460,7 @@ impl Transducer {
             tgt_vocab,
             config,
             lexicon: None,
+            members: Vec::new(),
         };
         t.lexicon = t.model_lexicon(files)?.map(Arc::new);
         Ok(t)
@@ -401,7 +483,9 @@ impl Transducer {
         }
     }
 
-    /// Saves atomically to `dir` (with the training state, for resuming, when given).
+    /// Saves atomically to `dir` (with the training state, for resuming, when given). Saves
+    /// `model` only, not the ensemble members; the swap replaces the whole directory, member
+    /// subdirectories included.
     pub fn save(&self, dir: impl AsRef<Path>, state: Option<&TrainingState>) -> Result<()> {
         Checkpoint::save(
             dir,
@@ -555,15 +639,18 @@ impl Transducer {
         for part in inputs.chunks(DECODE_CHUNK) {
             let srcs: Vec<Vec<i64>> = part.iter().map(|s| self.encode_source(s)).collect();
             let longest = srcs.iter().map(Vec::len).max().unwrap_or(0);
-            let bytes =
-                limits::decode_bytes(&self.model.config, srcs.len(), opts.beam_size, longest);
+            let bytes = self
+                .ensemble()
+                .iter()
+                .map(|m| limits::decode_bytes(&m.config, srcs.len(), opts.beam_size, longest))
+                .fold(0u64, u64::saturating_add);
             let what = format!(
                 "decoding {} inputs of up to {longest} tokens at beam {}",
                 srcs.len(),
                 opts.beam_size
             );
             limits::check_memory("translate", &what, bytes)?;
-            for hs in translate(&self.model, &srcs, opts)? {
+            for hs in self.decode_ids(&srcs, opts)? {
                 outputs.push(hs.into_iter().map(|h| self.output(h)).collect());
             }
         }
@@ -584,7 +671,7 @@ impl Transducer {
                 .map(|src| self.lexicon_ids(src, k))
                 .collect(),
         };
-        crate::eval::evaluate_known(&self.model, &examples, &known, opts, k)
+        crate::eval::evaluate_with(|srcs| self.decode_ids(srcs, opts), &examples, &known, k)
     }
 
     /// The lexicon's first `k` entries for `source` as target ids.
@@ -602,6 +689,15 @@ impl Transducer {
                 .collect()
         };
         Some(outputs.iter().map(ids).collect())
+    }
+
+    /// Decodes source ids with the model, or with the ensemble when it has members.
+    fn decode_ids(&self, srcs: &[Vec<i64>], opts: &DecodeOptions) -> Result<Vec<Vec<Hypothesis>>> {
+        if self.members.is_empty() {
+            translate(&self.model, srcs, opts)
+        } else {
+            translate_ensemble(&self.ensemble(), srcs, opts)
+        }
     }
 
     fn output(&self, h: Hypothesis) -> Output {
@@ -725,6 +821,110 @@ mod tests {
             assert!(e.to_string().contains("--set"), "{bad}: {e}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A small untrained model over the letters a-e (seeded: same seed, same weights).
+    fn tiny(attention: crate::seq2seq::AttentionKind, seed: u64, letters: &str) -> Transducer {
+        let mut config = RunConfig::default();
+        config.model.emb_dim = 6;
+        config.model.hidden_size = 5;
+        config.model.attn_dim = 4;
+        config.model.attention = attention;
+        config.train.seed = seed;
+        let words: Vec<Vec<String>> = vec![letters.chars().map(String::from).collect()];
+        let vocab = Vocab::from_sequences(&words, 1);
+        Transducer::new(config, vocab.clone(), vocab).unwrap()
+    }
+
+    fn temp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("recur-ens-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn beam(k: usize) -> DecodeOptions {
+        DecodeOptions {
+            beam_size: k,
+            nbest: k,
+            return_attention: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_model_directory_declares_its_ensemble_members() {
+        use crate::seq2seq::AttentionKind::{Bahdanau, LuongDot};
+        let dir = temp("dir");
+        let mut top = tiny(Bahdanau, 1, "abcde");
+        top.config.members = vec!["seed-2".into()];
+        top.save(&dir, None).unwrap();
+        tiny(LuongDot, 2, "abcde")
+            .save(dir.join("seed-2"), None)
+            .unwrap();
+        let t = Transducer::load(&dir).unwrap();
+        assert_eq!(t.members.len(), 1);
+        assert_eq!(t.members[0].config.attention, LuongDot);
+        let out = t.translate(&["abc", "ed"], &beam(3)).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|o| o.len() == 3 && o[0].score.is_finite()));
+        // A member listed but missing is an error naming it (config.json rewritten in place:
+        // a save would replace the directory, members included).
+        let write_config = |c: &RunConfig| {
+            let json = serde_json::to_vec_pretty(c).unwrap();
+            std::fs::write(dir.join(CONFIG_FILE), json).unwrap();
+        };
+        top.config.members.push("seed-3".into());
+        write_config(&top.config);
+        let e = Transducer::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("seed-3"), "{e}");
+        top.config.members = vec!["../x".into()];
+        write_config(&top.config);
+        let e = Transducer::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("subdirectory name"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_model_with_itself_decodes_as_the_model_alone() {
+        // (x + x) / 2 == x exactly: an ensemble of two copies gives the model's bits.
+        let t = tiny(crate::seq2seq::AttentionKind::LuongGeneral, 1, "abcde");
+        let mut twice = t.clone();
+        twice.add_member(t.clone(), "copy").unwrap();
+        let inputs = ["abc", "", "eedcba", "a"];
+        for k in [1, 3] {
+            assert_eq!(
+                t.translate(&inputs, &beam(k)).unwrap(),
+                twice.translate(&inputs, &beam(k)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_config_has_no_members() {
+        let cfg = RunConfig::load(None, &["data.train=x.tsv".into()]).unwrap();
+        cfg.validate().unwrap();
+        let cfg = RunConfig::load(None, &["data.train=x.tsv".into(), "members=[\"m\"]".into()]);
+        let e = cfg.unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("members"), "{e}");
+    }
+
+    #[test]
+    fn members_with_other_vocabularies_are_refused_by_name() {
+        let mut t = tiny(crate::seq2seq::AttentionKind::None, 1, "abcde");
+        let other = tiny(crate::seq2seq::AttentionKind::None, 1, "abcdf");
+        let e = t
+            .add_member(other, "runs/other/best")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runs/other/best") && e.contains("source vocabulary"),
+            "{e}"
+        );
+        let mut lower = tiny(crate::seq2seq::AttentionKind::None, 1, "abcde");
+        lower.config.data.lowercase_src = true;
+        let e = t.add_member(lower, "lower").unwrap_err().to_string();
+        assert!(e.contains("lowercase_src"), "{e}");
+        assert!(t.members.is_empty());
     }
 
     fn shipped(name: &str) -> Transducer {

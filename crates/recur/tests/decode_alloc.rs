@@ -173,3 +173,36 @@ fn decode_allocations_do_not_grow_with_steps() {
         }
     }
 }
+
+/// An ensemble's step (every member's step, then the means) and gather allocate nothing once
+/// warm either: each member's buffers live in the ensemble state, reused across steps.
+#[test]
+fn warm_ensemble_steps_allocate_nothing() {
+    use recur::seq2seq::ensemble::{Ensemble, EnsembleState};
+    recur::gemm::set_num_threads(1);
+    let members = [
+        model(AttentionKind::Bahdanau, RnnMode::Lstm, 2),
+        model(AttentionKind::LuongGeneral, RnnMode::Gru, 1),
+        model(AttentionKind::None, RnnMode::RnnTanh, 1),
+    ];
+    let ensemble = Ensemble::new(members.iter().collect()).unwrap();
+    let states = members.iter().map(|m| state(m, &sources())).collect();
+    let mut st = EnsembleState::new(states);
+    let (mut logp, mut attn) = (Vec::new(), Vec::new());
+    let expand: Vec<usize> = (0..4).flat_map(|r| [r, r, r]).collect();
+    ensemble.select(&mut st, &expand).unwrap();
+    let shuffle: Vec<usize> = (0..12).map(|r| (r * 5 + 1) % 12).collect();
+    let mut prev: Vec<u32> = (0..12).map(|r| 4 + r % 9).collect();
+    let mut run = |steps: usize, st: &mut EnsembleState<DecodeState>| {
+        for _ in 0..steps {
+            ensemble.step(st, &prev, &mut logp, &mut attn).unwrap();
+            ensemble.select(st, &shuffle).unwrap();
+            prev.rotate_left(1);
+        }
+    };
+    run(2, &mut st);
+    let ((), n) = allocations(|| run(10, &mut st));
+    assert_eq!(n, 0, "allocations in 10 warm ensemble steps");
+    assert_eq!(logp.len(), 12 * 13);
+    assert!(!attn.is_empty(), "the mean of the members with attention");
+}
