@@ -327,7 +327,7 @@ fn main() -> ExitCode {
             json,
         )
         .map(|()| Status::Ok),
-        Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
+        Command::Serve(args) => cli::serve::run(args, cli.threads).map(|()| Status::Ok),
         Command::Average {
             checkpoints,
             run,
