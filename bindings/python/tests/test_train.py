@@ -64,7 +64,16 @@ def test_train_errors_are_value_errors(tmp_path):
 def test_ctrl_c_stops_after_a_checkpoint(tmp_path):
     data = reversal_data(tmp_path / "rev.tsv", n=2000)
     out = tmp_path / "run"
-    overrides = {**TINY, "data.train": str(data), "train.max_steps": 1_000_000, "train.eval_every": 50}
+    # Nothing but the signal may end it: a fast machine would otherwise finish the default
+    # 10 epochs, or stop on a plateau, before the signal arrives.
+    overrides = {
+        **TINY,
+        "data.train": str(data),
+        "train.max_steps": 1_000_000,
+        "train.epochs": 1_000_000,
+        "train.plateau_patience": 1_000_000,
+        "train.eval_every": 50,
+    }
     script = textwrap.dedent(
         f"""
         import signal
