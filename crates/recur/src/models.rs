@@ -39,6 +39,8 @@ pub struct BundledModel {
     pub weights: &'static [u8],
     /// `MODEL_CARD.md`.
     pub card: &'static str,
+    /// The word-frequency file its config names (`[decode] word_freq`), if any.
+    pub word_freq: Option<&'static [u8]>,
 }
 
 /// Where a model's files are.
@@ -68,6 +70,7 @@ impl ModelSource {
                 src_vocab: Cow::Borrowed(b.src_vocab),
                 tgt_vocab: Cow::Borrowed(b.tgt_vocab),
                 weights: Cow::Borrowed(b.weights),
+                word_freq: b.word_freq.map(Cow::Borrowed),
             }),
             ModelSource::Dir(dir) => read_consistent(dir),
         }
@@ -126,13 +129,49 @@ fn read_files(dir: &Path) -> Result<ModelFiles<'static>> {
             .map(Cow::Owned)
             .map_err(|e| Error::io(p, e))
     };
+    let config = read(CONFIG_FILE)?;
+    let word_freq = match word_freq_name(&config, dir)? {
+        Some(name) => Some(read(&name)?),
+        None => None,
+    };
     Ok(ModelFiles {
-        config: read(CONFIG_FILE)?,
+        config,
         src_vocab: read("src_vocab.json")?,
         tgt_vocab: read("tgt_vocab.json")?,
         weights: read(MODEL_FILE)?,
+        word_freq,
         origin: dir.to_path_buf(),
     })
+}
+
+/// The word-frequency file that a config names (`[decode] word_freq`), read ahead of the full
+/// parse so that the file is read with the others; a config that is not valid JSON names none
+/// here (the full parse reports it). The name must be a plain file name in the directory.
+fn word_freq_name(config: &[u8], dir: &Path) -> Result<Option<String>> {
+    #[derive(serde::Deserialize, Default)]
+    struct Config {
+        #[serde(default)]
+        decode: Decode,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Decode {
+        #[serde(default)]
+        word_freq: Option<String>,
+    }
+    let parsed: Config = serde_json::from_slice(config).unwrap_or_default();
+    let Some(name) = parsed.decode.word_freq else {
+        return Ok(None);
+    };
+    if plain_name(Path::new(&name)).is_none() {
+        return Err(Error::Parse {
+            path: dir.join(CONFIG_FILE),
+            line: None,
+            msg: format!(
+                "[decode] word_freq: expected a file name in the model directory, got {name:?}"
+            ),
+        });
+    }
+    Ok(Some(name))
 }
 
 /// The files of a model directory as bytes; `origin` (a directory or `bundled:NAME`) names
@@ -149,6 +188,8 @@ pub struct ModelFiles<'a> {
     pub tgt_vocab: Cow<'a, [u8]>,
     /// `model.safetensors`.
     pub weights: Cow<'a, [u8]>,
+    /// The word-frequency file `[decode] word_freq` names, if it names one.
+    pub word_freq: Option<Cow<'a, [u8]>>,
 }
 
 /// A model [`available`] lists.
@@ -162,9 +203,11 @@ pub struct ModelInfo {
     pub location: String,
 }
 
+/// `bundled!("NAME")`, or `bundled!("NAME", word_freq = "FILE")` for a model whose config names
+/// a word-frequency file (a test checks that the two agree).
 #[cfg(feature = "bundled-models")]
 macro_rules! bundled {
-    ($name:literal) => {
+    ($name:literal $(, word_freq = $word_freq:literal)?) => {
         BundledModel {
             name: $name,
             config: include_bytes!(concat!("../../../models/", $name, "/config.json")),
@@ -172,13 +215,21 @@ macro_rules! bundled {
             tgt_vocab: include_bytes!(concat!("../../../models/", $name, "/tgt_vocab.json")),
             weights: include_bytes!(concat!("../../../models/", $name, "/model.safetensors")),
             card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
+            word_freq: bundled!(@file $name $(, $word_freq)?),
         }
+    };
+    (@file $name:literal) => { None };
+    (@file $name:literal, $file:literal) => {
+        Some(include_bytes!(concat!("../../../models/", $name, "/", $file)))
     };
 }
 
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(feature = "bundled-models")]
-pub static BUNDLED: &[BundledModel] = &[bundled!("hi-translit"), bundled!("en-g2p")];
+pub static BUNDLED: &[BundledModel] = &[
+    bundled!("hi-translit", word_freq = "wordfreq.tsv"),
+    bundled!("en-g2p"),
+];
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(not(feature = "bundled-models"))]
 pub static BUNDLED: &[BundledModel] = &[];
@@ -327,6 +378,32 @@ mod tests {
         for p in ["a/b", "./a", "..", "/abs", ""] {
             assert_eq!(plain_name(Path::new(p)), None, "{p}");
         }
+    }
+
+    #[test]
+    fn bundled_word_freq_files_are_the_ones_the_configs_name() {
+        for b in BUNDLED {
+            let named = word_freq_name(b.config, Path::new(b.name)).unwrap();
+            assert_eq!(named.is_some(), b.word_freq.is_some(), "{}", b.name);
+        }
+    }
+
+    #[test]
+    fn a_word_freq_name_must_stay_in_the_model_directory() {
+        let config = |name: &str| format!(r#"{{"decode": {{"word_freq": "{name}"}}}}"#);
+        let dir = Path::new("m");
+        assert_eq!(
+            word_freq_name(config("f.tsv").as_bytes(), dir).unwrap(),
+            Some("f.tsv".to_string())
+        );
+        for bad in ["../f.tsv", "/etc/passwd", "a/b.tsv", ""] {
+            assert!(
+                word_freq_name(config(bad).as_bytes(), dir).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(word_freq_name(b"{}", dir).unwrap(), None);
+        assert_eq!(word_freq_name(b"not json", dir).unwrap(), None);
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!   MODEL_DIR/config.json         the RunConfig: [data], [model], [train]
 //!   MODEL_DIR/src_vocab.json      source vocabulary (PAD=0 BOS=1 EOS=2 UNK=3)
 //!   MODEL_DIR/tgt_vocab.json      target vocabulary
+//!   MODEL_DIR/<word_freq>         optional: target word frequencies ([decode] word_freq)
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ use crate::models::{self, ModelFiles};
 use crate::module::seeded_rng;
 use crate::seq2seq::inference::translate;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
+use crate::seq2seq::word_freq::WordFreq;
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use crate::text::{self, Piece, TextConfig};
 use crate::train::TrainConfig;
@@ -204,7 +207,11 @@ fn set_key(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), 
 
 /// Decoding defaults stored with a model (TOML section `[decode]`); unset means the built-in
 /// default of the command line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+///
+/// Frequency-aware decoding: `word_freq` names a file of target word frequencies in the model
+/// directory (format in [`crate::seq2seq::word_freq`]); beam search adds `word_freq_weight ·
+/// log p(word)` to each finished hypothesis, with `word_freq_floor` as `p` of unlisted words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
     /// Beam size (1 = greedy); unset: 5.
@@ -212,6 +219,12 @@ pub struct DecodeConfig {
     /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5, at most 500 (see
     /// [`crate::seq2seq::search::MaxLen::DEFAULT`]).
     pub max_len: Option<usize>,
+    /// The word-frequency file, a plain file name in the model directory; unset: none.
+    pub word_freq: Option<String>,
+    /// λ, the default weight of `log p(word)` (0 = off); unset: 0.
+    pub word_freq_weight: Option<f32>,
+    /// Probability of a word missing from the list, in (0, 1]; unset: the list's smallest.
+    pub word_freq_floor: Option<f32>,
 }
 
 /// One decoded output.
@@ -259,6 +272,8 @@ pub struct Transducer {
     pub tgt_vocab: Vocab,
     /// The configuration it was trained with.
     pub config: RunConfig,
+    /// The target word frequencies of `[decode] word_freq`, when the model has them.
+    pub word_freq: Option<Arc<WordFreq>>,
 }
 
 /// Inputs decoded together by [`Transducer::translate`].
@@ -280,6 +295,7 @@ impl Transducer {
             src_vocab,
             tgt_vocab,
             config,
+            word_freq: None,
         })
     }
 
@@ -344,12 +360,61 @@ impl Transducer {
         }
         let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
         set_params(tensors, &weights, &mut model)?;
-        Ok(Transducer {
+        let mut t = Transducer {
             model,
             src_vocab,
             tgt_vocab,
             config,
-        })
+            word_freq: None,
+        };
+        t.word_freq = t.load_word_freq(files)?.map(Arc::new);
+        Ok(t)
+    }
+
+    /// Parses the word-frequency file that `[decode] word_freq` names (`None` when it names
+    /// none), with the words written in this model's target tokens.
+    fn load_word_freq(&self, files: &ModelFiles<'_>) -> Result<Option<WordFreq>> {
+        let decode = &self.config.decode;
+        let Some(name) = &decode.word_freq else {
+            return Ok(None);
+        };
+        let path = files.origin.join(name);
+        let bytes = files.word_freq.as_deref().ok_or_else(|| Error::Parse {
+            path: files.origin.join(CONFIG_FILE),
+            line: None,
+            msg: format!("[decode] word_freq names {name}, which the model directory lacks"),
+        })?;
+        let encode = |word: &str| -> Option<Vec<u32>> {
+            let tokens = self.config.data.tgt_tokens.tokenize(word);
+            let ids: Option<Vec<i64>> = tokens.iter().map(|t| self.tgt_vocab.id(t)).collect();
+            ids?.into_iter().map(|id| u32::try_from(id).ok()).collect()
+        };
+        WordFreq::parse(bytes, &path, encode, decode.word_freq_floor).map(Some)
+    }
+
+    /// `opts` as this model decodes them: λ (`word_freq_weight`) resolved to the model's
+    /// `[decode]` default when unset, and the model's word frequencies attached when no table
+    /// is. A weight above 0 for a model without a list is an error.
+    pub fn resolve_options(&self, opts: &DecodeOptions) -> Result<DecodeOptions> {
+        let mut opts = opts.clone();
+        let weight = opts
+            .word_freq_weight
+            .or(self.config.decode.word_freq_weight)
+            .unwrap_or(0.0);
+        opts.word_freq_weight = Some(weight);
+        if opts.word_freq.is_none() {
+            opts.word_freq = self.word_freq.clone();
+        }
+        if weight != 0.0 && opts.word_freq.is_none() {
+            return Err(Error::arg(
+                "translate",
+                "word_freq_weight",
+                "0 for a model without a word-frequency list ([decode] word_freq)",
+                weight,
+            ));
+        }
+        opts.validate()?;
+        Ok(opts)
     }
 
     /// Saves atomically to `dir` (with the training state, for resuming, when given).
@@ -384,7 +449,7 @@ impl Transducer {
     /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
     /// naming it, and a beam that would not fit in memory is refused with the estimate.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        opts.validate()?;
+        let opts = &self.resolve_options(opts)?;
         if let Some((i, s)) = inputs
             .iter()
             .enumerate()
@@ -420,9 +485,10 @@ impl Transducer {
     /// grouped after preprocessing, decoded with `opts`, the first `k` hypotheses of each
     /// scored.
     pub fn evaluate(&self, pairs: &[Pair], opts: &DecodeOptions, k: usize) -> Result<EvalReport> {
+        let opts = self.resolve_options(opts)?;
         let vocabs = (&self.src_vocab, &self.tgt_vocab);
         let examples = crate::eval::examples(pairs, &self.config.data, vocabs);
-        crate::eval::evaluate(&self.model, &examples, opts, k)
+        crate::eval::evaluate(&self.model, &examples, &opts, k)
     }
 
     fn output(&self, h: Hypothesis) -> Output {
