@@ -232,9 +232,10 @@ pub struct DecodeConfig {
 pub struct Output {
     /// The output text (symbols joined by spaces, or characters concatenated).
     pub text: String,
-    /// Sum of token log-probabilities.
+    /// Sum of token log-probabilities (the model's own).
     pub log_prob: f32,
-    /// Length-normalised score.
+    /// Length-normalised score, plus `λ · log p(word)` when beam search used word
+    /// frequencies (the score the outputs are ranked by).
     pub score: f32,
     /// The maximum length was reached without EOS.
     pub truncated: bool,
