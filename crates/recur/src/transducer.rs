@@ -151,7 +151,8 @@ impl RunConfig {
     /// clip or a run that trains nothing.
     pub fn validate(&self) -> Result<()> {
         self.data.validate()?;
-        self.train.validate()
+        self.train.validate()?;
+        self.decode.validate_for_training()
     }
 
     /// Reads a run config: a TOML file (optional: all defaults without one) with
@@ -211,6 +212,8 @@ fn set_key(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), 
 /// Frequency-aware decoding: `word_freq` names a file of target word frequencies in the model
 /// directory (format in [`crate::seq2seq::word_freq`]); beam search adds `word_freq_weight ·
 /// log p(word)` to each finished hypothesis, with `word_freq_floor` as `p` of unlisted words.
+/// The list belongs to a model directory: a training config may not name one (checkpoints are
+/// written without it); add the file to the trained model's directory and name it there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
@@ -225,6 +228,24 @@ pub struct DecodeConfig {
     pub word_freq_weight: Option<f32>,
     /// Probability of a word missing from the list, in (0, 1]; unset: the list's smallest.
     pub word_freq_floor: Option<f32>,
+}
+
+impl DecodeConfig {
+    /// Refuses word-frequency settings in a training run: checkpoints are written without the
+    /// list, so a saved config naming it (or weighing it) would not load or decode.
+    fn validate_for_training(&self) -> Result<()> {
+        let weighed = self.word_freq_weight.is_some_and(|w| w != 0.0);
+        if self.word_freq.is_none() && !weighed {
+            return Ok(());
+        }
+        Err(Error::arg(
+            "[decode]",
+            "word_freq",
+            "no word-frequency list in a training config (training does not copy it: add the \
+             file to the trained model's directory and name it in its config.json)",
+            self.word_freq.as_deref().unwrap_or("a weight"),
+        ))
+    }
 }
 
 /// One decoded output.
@@ -594,6 +615,21 @@ mod tests {
             assert!(e.to_string().contains("--set"), "{bad}: {e}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn training_configs_refuse_a_word_frequency_list() {
+        let mut cfg = RunConfig::default();
+        cfg.data.train = PathBuf::from("t.tsv");
+        assert!(cfg.validate().is_ok());
+        cfg.decode.word_freq_weight = Some(0.0);
+        assert!(cfg.validate().is_ok(), "off is fine");
+        cfg.decode.word_freq = Some("wordfreq.tsv".into());
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("training does not copy it"), "{e}");
+        cfg.decode.word_freq = None;
+        cfg.decode.word_freq_weight = Some(0.5);
+        assert!(cfg.validate().is_err());
     }
 
     fn shipped(name: &str) -> Transducer {
