@@ -55,6 +55,7 @@ fn from_files(config: &[u8], src: &[u8], tgt: &[u8], weights: &[u8]) -> recur::R
         src_vocab: Cow::Borrowed(src),
         tgt_vocab: Cow::Borrowed(tgt),
         weights: Cow::Borrowed(weights),
+        word_freq: None,
     })
 }
 
