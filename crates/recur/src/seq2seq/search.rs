@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::word_freq::WordFreq;
+use super::word_freq::{WordFreq, OFF_LIST};
 use crate::{Error, Result};
 
 pub use crate::data::vocab::{TokenId, BOS, EOS, PAD, UNK};
@@ -521,6 +521,8 @@ struct Live {
     node: usize,
     len: usize,
     log_prob: f32,
+    /// Its prefix's node in the word-frequency prefix tree (only read with word frequencies).
+    word: u32,
 }
 
 impl Live {
@@ -530,6 +532,7 @@ impl Live {
             node: NONE,
             len: 0,
             log_prob: 0.0,
+            word: 0, // WordFreq::prefix_root
         }
     }
 }
@@ -698,11 +701,16 @@ impl<'a, M: StepModel> Beam<'a, M> {
             return;
         }
         let log_prob = c.score;
+        let word = match self.opts.word_freq_bonus() {
+            Some((table, _)) => table.prefix_child(parent.word, c.token),
+            None => OFF_LIST,
+        };
         self.next.push(Live {
             src,
             node,
             len,
             log_prob,
+            word,
         });
         self.next_prev.push(c.token);
         self.keep.push(c.parent);
@@ -785,12 +793,18 @@ impl<'a, M: StepModel> Beam<'a, M> {
         // log-prob <= L, so its score is at most max(L / lp(n)) over that range (lp monotone).
         let alpha = self.opts.length_penalty;
         let cap = self.opts.cap(self.src_lens[src]);
-        let lo = best.log_prob / length_penalty(alpha, best.len + 1);
-        let hi = best.log_prob / length_penalty(alpha, cap);
+        let reach = |h: &Live| {
+            let lo = h.log_prob / length_penalty(alpha, h.len + 1);
+            let hi = h.log_prob / length_penalty(alpha, cap);
+            lo.max(hi)
+        };
         match self.opts.word_freq_bonus() {
-            // Its word's bonus is at most λ times the table's best log p.
-            Some((table, weight)) => lo.max(hi) + weight * table.best_log_p() <= worst,
-            None => lo.max(hi) <= worst,
+            // Its word's bonus is at most λ times the best log p of a listed word its prefix
+            // starts (the floor when none does), which differs from row to row.
+            Some((table, weight)) => self.next[start..]
+                .iter()
+                .all(|h| reach(h) + weight * table.prefix_best(h.word) <= worst),
+            None => reach(best) <= worst,
         }
     }
 }

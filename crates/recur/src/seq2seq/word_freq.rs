@@ -11,8 +11,12 @@
 //! Words with a character the target vocabulary lacks can never be produced by the model, so they
 //! are dropped and counted ([`WordFreq::dropped`]), not errors. A word listed twice keeps its
 //! larger frequency.
+//!
+//! The words also form a prefix tree whose nodes know the best `log p` of the words below them
+//! ([`WordFreq::prefix_best`]): beam search uses it to stop as soon as no live hypothesis's
+//! prefix can still earn enough of a bonus to matter.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::data::vocab::TokenId;
@@ -32,6 +36,56 @@ pub struct WordFreq {
     /// The largest `log p` a word can get: the list's best, or the floor if that is higher.
     best: f32,
     dropped: usize,
+    trie: Trie,
+}
+
+/// The prefix-tree node of a prefix that no listed word starts with.
+pub const OFF_LIST: u32 = u32::MAX;
+
+/// The listed words as a prefix tree: per node, its children sorted by token (in flat arrays,
+/// `first_edge[n]..first_edge[n + 1]`) and the best `log p` of the listed words it starts.
+#[derive(Clone, PartialEq, Default)]
+struct Trie {
+    first_edge: Vec<u32>,
+    edge_token: Vec<TokenId>,
+    edge_child: Vec<u32>,
+    best: Vec<f32>,
+}
+
+impl Trie {
+    fn build(log_p: &HashMap<Box<[TokenId]>, f32>, floor: f32) -> Trie {
+        let mut children: Vec<BTreeMap<TokenId, u32>> = vec![BTreeMap::new()];
+        let mut best = vec![floor];
+        for (ids, &lp) in log_p {
+            let mut node = 0;
+            for &token in ids.iter() {
+                let fresh = children.len() as u32;
+                node = *children[node].entry(token).or_insert(fresh) as usize;
+                if node == fresh as usize {
+                    children.push(BTreeMap::new());
+                    best.push(floor);
+                }
+            }
+            best[node] = best[node].max(lp);
+        }
+        // A child is created after its parent: one backward pass carries the maxima up.
+        for node in (0..children.len()).rev() {
+            for &child in children[node].values() {
+                best[node] = best[node].max(best[child as usize]);
+            }
+        }
+        let mut trie = Trie {
+            best,
+            ..Trie::default()
+        };
+        for edges in &children {
+            trie.first_edge.push(trie.edge_token.len() as u32);
+            trie.edge_token.extend(edges.keys());
+            trie.edge_child.extend(edges.values());
+        }
+        trie.first_edge.push(trie.edge_token.len() as u32);
+        trie
+    }
 }
 
 impl WordFreq {
@@ -96,6 +150,7 @@ impl WordFreq {
             Some(p) => return Err(format!("expected a probability in (0, 1], got {p}")),
         };
         Ok(WordFreq {
+            trie: Trie::build(&log_p, floor),
             log_p,
             floor,
             best: most.max(floor),
@@ -131,6 +186,41 @@ impl WordFreq {
     /// Words of the file dropped because the target vocabulary lacks one of their tokens.
     pub fn dropped(&self) -> usize {
         self.dropped
+    }
+
+    /// The prefix-tree node of the empty prefix.
+    pub fn prefix_root(&self) -> u32 {
+        0
+    }
+
+    /// The node of `node`'s prefix followed by `token` ([`OFF_LIST`] when no listed word starts
+    /// so).
+    pub fn prefix_child(&self, node: u32, token: TokenId) -> u32 {
+        let Some(range) = self.edges(node) else {
+            return OFF_LIST;
+        };
+        let tokens = &self.trie.edge_token[range.clone()];
+        match tokens.binary_search(&token) {
+            Ok(i) => self.trie.edge_child[range.start + i],
+            Err(_) => OFF_LIST,
+        }
+    }
+
+    /// The best `log p` of a listed word that starts with `node`'s prefix (the floor for
+    /// [`OFF_LIST`]): what any completion of the prefix can get at most.
+    pub fn prefix_best(&self, node: u32) -> f32 {
+        let best = self.trie.best.get(node as usize).copied();
+        best.unwrap_or(self.floor).max(self.floor)
+    }
+
+    /// The edge range of a node, `None` for [`OFF_LIST`].
+    fn edges(&self, node: u32) -> Option<std::ops::Range<usize>> {
+        let n = node as usize;
+        let (a, b) = (
+            self.trie.first_edge.get(n)?,
+            self.trie.first_edge.get(n + 1)?,
+        );
+        Some(*a as usize..*b as usize)
     }
 }
 
@@ -210,6 +300,31 @@ mod tests {
             high.best_log_p(),
             0.9f32.ln(),
             "a floor above the list bounds the bonus"
+        );
+    }
+
+    #[test]
+    fn prefixes_know_the_best_word_below_them() {
+        let t = parse("ab\t0.5\nabc\t0.25\nb\t0.125\n", Some(1e-6)).unwrap();
+        let lp = |p: f64| p.ln() as f32;
+        let walk = |word: &str| {
+            ids(word)
+                .iter()
+                .fold(t.prefix_root(), |n, &tok| t.prefix_child(n, tok))
+        };
+        assert_eq!(t.prefix_best(t.prefix_root()), lp(0.5));
+        assert_eq!(t.prefix_best(walk("a")), lp(0.5));
+        assert_eq!(t.prefix_best(walk("abc")), lp(0.25));
+        assert_eq!(t.prefix_best(walk("b")), lp(0.125));
+        assert_eq!(walk("c"), OFF_LIST);
+        assert_eq!(walk("abcd"), OFF_LIST);
+        assert_eq!(t.prefix_child(OFF_LIST, 4), OFF_LIST);
+        assert_eq!(t.prefix_best(OFF_LIST), t.floor());
+        let high_floor = parse("ab\t0.5\n", Some(0.9)).unwrap();
+        assert_eq!(
+            high_floor.prefix_best(0),
+            0.9f32.ln(),
+            "never below the floor"
         );
     }
 
