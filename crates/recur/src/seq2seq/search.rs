@@ -279,7 +279,9 @@ const MAX_RESERVE: usize = 1024;
 /// rest stay live, so the beam may shrink for one step and refills from the next candidates.
 /// A source stops when it has no live hypothesis, or when it holds `nbest` finished ones and no
 /// live hypothesis can still beat the worst of them (exact bound, valid for any alpha since
-/// log-probs are <= 0). With `beam_size == 1` this is exactly [`greedy`].
+/// log-probs are <= 0; with word frequencies, plus λ times the best `log p` of a listed word the
+/// hypothesis's prefix starts, [`WordFreq::prefix_best`]). With `beam_size == 1` this is
+/// exactly [`greedy`].
 pub fn beam_search<M: StepModel>(
     model: &M,
     state: &mut M::State,
