@@ -4,7 +4,7 @@
 //! (`RECUR_SIMD=avx512|avx2|portable` forces one). Wall-clock medians are noisy when other
 //! processes share the cores: for A/B comparisons of kernel changes, `perf stat -e cycles:u` on
 //! one filtered shape counts only this process's cycles.
-use recur::gemm::{matmul, simd_path, Trans};
+use recur::gemm::{matmul, matmul_packed, simd_path, PackedB, Trans};
 use std::time::Instant;
 
 fn main() {
@@ -56,6 +56,32 @@ fn main() {
             Trans::N,
         ),
         ("dh 64x512x2048 (N,N)", 64, 512, 2048, Trans::N, Trans::N),
+        // Beam-search decoder steps of hi-translit at batch 256 × beam 4 (weights packed once):
+        // the gates, the attention query and the output layer.
+        (
+            "beam gates 1024x1024x256 (N,T)",
+            1024,
+            1024,
+            256,
+            Trans::N,
+            Trans::T,
+        ),
+        (
+            "beam query 1024x128x256 (N,T)",
+            1024,
+            128,
+            256,
+            Trans::N,
+            Trans::T,
+        ),
+        (
+            "beam out 1024x67x576 (N,T)",
+            1024,
+            67,
+            576,
+            Trans::N,
+            Trans::T,
+        ),
     ];
     println!("path {}", simd_path().name());
     for &threads in &threads {
@@ -64,12 +90,19 @@ fn main() {
             let b = vec![0.25f32; k * n];
             let mut c = vec![0.0f32; m * n];
             let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 2000.0) as usize;
-            matmul(&mut c, &a, ta, &b, tb, m, n, k, false, threads);
+            // The weights of a recurrence or a decoder step are packed once and reused (the
+            // "beam" shapes); gradients and one-off products pack at every call.
+            let packed = name.starts_with("beam").then(|| PackedB::new(&b, tb, k, n));
+            let run = |c: &mut [f32]| match &packed {
+                Some(p) => matmul_packed(c, &a, ta, p, m, false, threads),
+                None => matmul(c, &a, ta, &b, tb, m, n, k, false, threads),
+            };
+            run(&mut c);
             let (mut times, mut cpu) = (vec![], vec![]);
             for _ in 0..5 {
                 let (t0, c0) = (Instant::now(), cpu_secs());
                 for _ in 0..reps {
-                    matmul(&mut c, &a, ta, &b, tb, m, n, k, false, threads);
+                    run(&mut c);
                 }
                 times.push(t0.elapsed().as_secs_f64() / reps as f64);
                 cpu.push((cpu_secs() - c0) / reps as f64);

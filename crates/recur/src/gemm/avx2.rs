@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, PackedB};
+use super::{Kernel, PackedB, TileA};
 
 /// The AVX2+FMA path.
 pub(super) struct Avx2;
@@ -22,21 +22,29 @@ impl Kernel for Avx2 {
     unsafe fn tile(
         rows: usize,
         kc: usize,
-        a: *const f32,
+        a: TileA,
         panel: *const f32,
         c: *mut f32,
         ldc: usize,
         cols: usize,
         acc: bool,
     ) {
-        match rows {
-            6 => tile::<6>(kc, a, panel, c, ldc, cols, acc),
-            5 => tile::<5>(kc, a, panel, c, ldc, cols, acc),
-            4 => tile::<4>(kc, a, panel, c, ldc, cols, acc),
-            3 => tile::<3>(kc, a, panel, c, ldc, cols, acc),
-            2 => tile::<2>(kc, a, panel, c, ldc, cols, acc),
-            _ => tile::<1>(kc, a, panel, c, ldc, cols, acc),
+        // One monomorphic kernel per (rows, where op(a) is, half panel): the dispatch costs a
+        // jump per tile of KC depths.
+        macro_rules! dispatch {
+            ($($r:literal)*) => {
+                match (rows, a, cols <= NR / 2) {
+                    $(
+                        ($r, TileA::Packed(ap), false) => tile::<$r, false, false>(kc, ap, 0, panel, c, ldc, cols, acc),
+                        ($r, TileA::Packed(ap), true) => tile::<$r, false, true>(kc, ap, 0, panel, c, ldc, cols, acc),
+                        ($r, TileA::Rows(ap, lda), false) => tile::<$r, true, false>(kc, ap, lda, panel, c, ldc, cols, acc),
+                        ($r, TileA::Rows(ap, lda), true) => tile::<$r, true, true>(kc, ap, lda, panel, c, ldc, cols, acc),
+                    )*
+                    _ => {}
+                }
+            };
         }
+        dispatch!(6 5 4 3 2 1);
     }
 
     unsafe fn row_group(
@@ -60,10 +68,16 @@ impl Kernel for Avx2 {
 
 /// An R×16 register tile: `acc[r] = Σ_p a[r, p] · panel[p]` in order of p (one FMA chain per
 /// element), then stored (or added) into the first `cols` columns of R rows of `c`.
+///
+/// `ROWS`: op(a) is read in place, row r at depth p being `a[r·lda + p]`, instead of from a
+/// packed tile (`a[p·MR + r]`). `HALF`: only the first 8 columns are live (an edge panel), so
+/// the upper half's FMAs are skipped. Neither changes any element's chain.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize, const ROWS: bool, const HALF: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -74,11 +88,22 @@ unsafe fn tile<const R: usize>(
     let mut hi = [_mm256_setzero_ps(); R];
     for p in 0..kc {
         let b0 = _mm256_loadu_ps(panel.add(p * NR));
-        let b1 = _mm256_loadu_ps(panel.add(p * NR + 8));
+        let b1 = if HALF {
+            b0
+        } else {
+            _mm256_loadu_ps(panel.add(p * NR + 8))
+        };
         for r in 0..R {
-            let av = _mm256_broadcast_ss(&*a.add(p * MR + r));
+            let x: *const f32 = if ROWS {
+                a.add(r * lda + p)
+            } else {
+                a.add(p * MR + r)
+            };
+            let av = _mm256_broadcast_ss(&*x);
             lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            if !HALF {
+                hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            }
         }
     }
     for r in 0..R {

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, PackedB};
+use super::{Kernel, PackedB, TileA};
 
 /// The AVX-512F path.
 pub(super) struct Avx512;
@@ -27,27 +27,29 @@ impl Kernel for Avx512 {
     unsafe fn tile(
         rows: usize,
         kc: usize,
-        a: *const f32,
+        a: TileA,
         panel: *const f32,
         c: *mut f32,
         ldc: usize,
         cols: usize,
         acc: bool,
     ) {
-        match rows {
-            12 => tile::<12>(kc, a, panel, c, ldc, cols, acc),
-            11 => tile::<11>(kc, a, panel, c, ldc, cols, acc),
-            10 => tile::<10>(kc, a, panel, c, ldc, cols, acc),
-            9 => tile::<9>(kc, a, panel, c, ldc, cols, acc),
-            8 => tile::<8>(kc, a, panel, c, ldc, cols, acc),
-            7 => tile::<7>(kc, a, panel, c, ldc, cols, acc),
-            6 => tile::<6>(kc, a, panel, c, ldc, cols, acc),
-            5 => tile::<5>(kc, a, panel, c, ldc, cols, acc),
-            4 => tile::<4>(kc, a, panel, c, ldc, cols, acc),
-            3 => tile::<3>(kc, a, panel, c, ldc, cols, acc),
-            2 => tile::<2>(kc, a, panel, c, ldc, cols, acc),
-            _ => tile::<1>(kc, a, panel, c, ldc, cols, acc),
+        // One monomorphic kernel per (rows, where op(a) is, half panel): the dispatch costs a
+        // jump per tile of KC depths.
+        macro_rules! dispatch {
+            ($($r:literal)*) => {
+                match (rows, a, cols <= NR / 2) {
+                    $(
+                        ($r, TileA::Packed(ap), false) => tile::<$r, false, false>(kc, ap, 0, panel, c, ldc, cols, acc),
+                        ($r, TileA::Packed(ap), true) => tile::<$r, false, true>(kc, ap, 0, panel, c, ldc, cols, acc),
+                        ($r, TileA::Rows(ap, lda), false) => tile::<$r, true, false>(kc, ap, lda, panel, c, ldc, cols, acc),
+                        ($r, TileA::Rows(ap, lda), true) => tile::<$r, true, true>(kc, ap, lda, panel, c, ldc, cols, acc),
+                    )*
+                    _ => {}
+                }
+            };
         }
+        dispatch!(12 11 10 9 8 7 6 5 4 3 2 1);
     }
 
     unsafe fn row_group(
@@ -71,10 +73,16 @@ impl Kernel for Avx512 {
 
 /// An R×32 register tile: `acc[r] = Σ_p a[r, p] · panel[p]` in order of p (one FMA chain per
 /// element), then stored (or added) into the first `cols` columns of R rows of `c`.
+///
+/// `ROWS`: op(a) is read in place, row r at depth p being `a[r·lda + p]`, instead of from a
+/// packed tile (`a[p·MR + r]`). `HALF`: only the first 16 columns are live (an edge panel), so
+/// the upper half's FMAs are skipped. Neither changes any element's chain.
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn tile<const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize, const ROWS: bool, const HALF: bool>(
     kc: usize,
     a: *const f32,
+    lda: usize,
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -93,11 +101,22 @@ unsafe fn tile<const R: usize>(
     let mut hi = [_mm512_setzero_ps(); R];
     for p in 0..kc {
         let b0 = _mm512_loadu_ps(panel.add(p * NR));
-        let b1 = _mm512_loadu_ps(panel.add(p * NR + 16));
+        let b1 = if HALF {
+            b0
+        } else {
+            _mm512_loadu_ps(panel.add(p * NR + 16))
+        };
         for r in 0..R {
-            let av = _mm512_set1_ps(*a.add(p * MR + r));
+            let x = if ROWS {
+                *a.add(r * lda + p)
+            } else {
+                *a.add(p * MR + r)
+            };
+            let av = _mm512_set1_ps(x);
             lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            if !HALF {
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            }
         }
     }
     for r in 0..R {

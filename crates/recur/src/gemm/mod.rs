@@ -377,16 +377,16 @@ trait Kernel {
     /// Rows of op(a) packed at a time (a multiple of MR, sized for L2).
     const MC: usize;
 
-    /// The `rows × NR` tile (`rows <= MR`) at depths `0..kc`: `a` is a packed tile (`MR` values
-    /// per depth), `panel` `kc × NR` values; the sums go into the first `cols` columns of `rows`
-    /// rows of `c` (row stride `ldc`), added when `accumulate`.
+    /// The `rows × NR` tile (`rows <= MR`) at depths `0..kc`: `a` is the tile's rows of op(a)
+    /// (see [`TileA`]), `panel` `kc × NR` values; the sums go into the first `cols` columns of
+    /// `rows` rows of `c` (row stride `ldc`), added when `accumulate`.
     ///
     /// SAFETY: the CPU supports the path; pointers are valid for those extents.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         rows: usize,
         kc: usize,
-        a: *const f32,
+        a: TileA,
         panel: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -412,6 +412,20 @@ trait Kernel {
         accumulate: bool,
     );
 }
+
+/// Where a register tile reads its rows of op(a) from.
+#[derive(Clone, Copy)]
+enum TileA {
+    /// A tile packed by [`pack_a`]: `MR` values per depth.
+    Packed(*const f32),
+    /// op(a) = a in place: row r at depth p is at `ptr + r·lda + p`.
+    Rows(*const f32, usize),
+}
+
+/// Products over at most this many column panels read op(a) = a in place instead of packing
+/// it: packing costs a pass over op(a) that only pays off when many panels reuse the packed
+/// tiles (a beam-search step's output layer and attention query have 3 and 4 panels).
+const IN_PLACE_MAX_PANELS: usize = 4;
 
 /// Panels a one-row product walks together: 2·`ROW_PANELS` independent FMA chains hide the FMA
 /// latency that a single panel's chains would wait on.
@@ -515,6 +529,8 @@ unsafe fn product<K: Kernel>(
     // Chunks of rows outermost: a chunk's rows of `c` (MC × n floats, L3-sized) take all their
     // k-blocks before the next chunk, instead of every k-block sweeping all of `c` through DRAM
     // (w1's 3200 × 2048 input projections). Each element still gets its k-blocks in order.
+    // op(a) read in place: a packing pass would cost about as much as the product itself.
+    let in_place = op.a_cs == 1 && last - first <= IN_PLACE_MAX_PANELS;
     let mut i0 = 0;
     while i0 < m {
         let rows = K::MC.min(m - i0);
@@ -522,15 +538,22 @@ unsafe fn product<K: Kernel>(
         while p0 < k {
             let kc = KC.min(k - p0);
             let acc = op.accumulate || p0 > 0;
-            pack_a::<K>(op, i0, rows, p0, kc, apack);
+            if !in_place {
+                pack_a::<K>(op, i0, rows, p0, kc, apack);
+            }
             for jp in first..last {
                 let panel = b.data.as_ptr().add(jp * k * K::NR + p0 * K::NR);
                 let cols = K::NR.min(n - jp * K::NR);
                 for t in 0..rows.div_ceil(K::MR) {
                     let r = K::MR.min(rows - t * K::MR);
-                    let ap = apack.as_ptr().add(t * kc * K::MR);
+                    let a = if in_place {
+                        let row = i0 + t * K::MR;
+                        TileA::Rows(op.a.as_ptr().add(row * op.a_rs + p0), op.a_rs)
+                    } else {
+                        TileA::Packed(apack.as_ptr().add(t * kc * K::MR))
+                    };
                     let cp = c.add((i0 + t * K::MR) * n + jp * K::NR);
-                    K::tile(r, kc, ap, panel, cp, n, cols, acc);
+                    K::tile(r, kc, a, panel, cp, n, cols, acc);
                 }
             }
             p0 += kc;

@@ -1,0 +1,203 @@
+//! `recur._recur.Model`: a loaded [`Transducer`], decoded with the GIL released.
+//!
+//! Decoding only reads the model, so one object serves any number of Python threads at once.
+
+use pyo3::prelude::*;
+use recur::limits;
+use recur::seq2seq::search::{DecodeOptions, MaxLen};
+use recur::transducer::{Output, SentenceOutput, Transducer, DECODE_CHUNK};
+
+use crate::value_error;
+
+/// One hypothesis as Python receives it: `(text, tokens, score, log_prob, truncated,
+/// attention rows or None)`; `recur.Hypothesis` is built from it on the Python side.
+type HypothesisTuple = (String, Vec<String>, f32, f32, bool, Option<Vec<Vec<f32>>>);
+
+/// A sentence in sentence mode: its output line and, per word, `(word, hypotheses)`.
+type SentenceTuple = (String, Vec<(String, Vec<HypothesisTuple>)>);
+
+/// A trained model (see `recur.load`).
+#[pyclass(frozen, module = "recur._recur")]
+pub struct Model {
+    inner: Transducer,
+    location: String,
+}
+
+/// Decoding options as the CLI names them; `None` means the model's stored default, else the
+/// CLI's built-in one.
+#[derive(Clone, Copy)]
+struct Decode {
+    beam: Option<usize>,
+    nbest: usize,
+    alpha: f32,
+    max_len: Option<usize>,
+    min_len: usize,
+    attention: bool,
+}
+
+impl Decode {
+    /// The library's options, with the same checks and messages as `recur translate`
+    /// (out-of-range values are errors, never clipped).
+    fn options(self, t: &Transducer) -> PyResult<DecodeOptions> {
+        let stored = &t.config.decode;
+        let beam = self.beam.or(stored.beam).unwrap_or(5);
+        if beam == 0 {
+            return Err(value_error("beam: expected at least 1 (1 = greedy), got 0"));
+        }
+        if self.nbest == 0 || self.nbest > beam {
+            return Err(value_error(format!(
+                "nbest: expected 1 to the beam size ({beam}), got {} (raise beam)",
+                self.nbest
+            )));
+        }
+        if !self.alpha.is_finite() || self.alpha < 0.0 {
+            let msg = format!("alpha: expected a number >= 0, got {}", self.alpha);
+            return Err(value_error(msg));
+        }
+        let max_len = self.max_len.or(stored.max_len);
+        if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
+            let max = limits::MAX_OUTPUT_TOKENS;
+            let msg = format!("max_len: expected 1 to {max} output tokens, got {n}");
+            return Err(value_error(msg));
+        }
+        Ok(DecodeOptions {
+            beam_size: beam,
+            nbest: self.nbest,
+            length_penalty: self.alpha,
+            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
+            min_len: self.min_len,
+            return_attention: self.attention,
+        })
+    }
+}
+
+/// Decodes `inputs` a chunk at a time with the GIL released, letting Python handle pending
+/// signals between chunks, so that Ctrl-C stops a long call within one chunk's time.
+/// Results do not depend on the chunking: the library decodes in chunks of
+/// [`DECODE_CHUNK`] itself, and an input's result does not depend on its batch.
+fn in_chunks<T: Send>(
+    py: Python<'_>,
+    inputs: &[&str],
+    decode: impl Fn(&[&str]) -> recur::Result<Vec<T>> + Sync,
+) -> PyResult<Vec<T>> {
+    let mut outs = Vec::with_capacity(inputs.len());
+    for part in inputs.chunks(DECODE_CHUNK) {
+        outs.extend(py.detach(|| decode(part)).map_err(value_error)?);
+        py.check_signals()?;
+    }
+    Ok(outs)
+}
+
+impl Model {
+    fn hypothesis(&self, o: Output, attention: bool) -> HypothesisTuple {
+        // The output's tokens are its text split the way the target side was tokenized
+        // (characters, or space-separated symbols), so they need not be stored twice.
+        let tokens = self.inner.config.data.tgt_tokens.tokenize(&o.text);
+        let tokens = tokens.into_iter().map(str::to_owned).collect();
+        let rows = attention.then_some(o.attention);
+        (o.text, tokens, o.score, o.log_prob, o.truncated, rows)
+    }
+
+    fn hypotheses(&self, outs: Vec<Output>, nbest: usize, attention: bool) -> Vec<HypothesisTuple> {
+        let kept = outs.into_iter().take(nbest);
+        kept.map(|o| self.hypothesis(o, attention)).collect()
+    }
+
+    fn sentence(&self, s: SentenceOutput, nbest: usize, attention: bool) -> SentenceTuple {
+        let words = s.words.into_iter();
+        let words = words.map(|w| (w.word, self.hypotheses(w.outputs, nbest, attention)));
+        (s.output, words.collect())
+    }
+}
+
+#[pymethods]
+impl Model {
+    /// Loads a model directory, a training run (its `best/`), a model in `$RECUR_MODELS`, or a
+    /// model shipped inside the package (`"hi-translit"`, `"en-g2p"`).
+    #[staticmethod]
+    fn load(py: Python<'_>, spec: std::path::PathBuf) -> PyResult<Model> {
+        // Resolved once: the location reported is the one loaded.
+        let source = recur::models::resolve(&spec).map_err(value_error)?;
+        let location = source.location();
+        let inner = py
+            .detach(|| Transducer::from_files(&source.files()?))
+            .map_err(value_error)?;
+        Ok(Model { inner, location })
+    }
+
+    /// Where the model was loaded from (a directory, or `bundled:NAME`).
+    #[getter]
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The run configuration the model was trained with, as JSON.
+    #[getter]
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.config).map_err(value_error)
+    }
+
+    /// Decodes each input; per input, its `nbest` best hypotheses.
+    #[pyo3(signature = (inputs, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false))]
+    #[allow(clippy::too_many_arguments)] // the CLI's decoding options, one keyword each
+    fn translate(
+        &self,
+        py: Python<'_>,
+        inputs: Vec<String>,
+        beam: Option<usize>,
+        nbest: usize,
+        alpha: f32,
+        max_len: Option<usize>,
+        min_len: usize,
+        attention: bool,
+    ) -> PyResult<Vec<Vec<HypothesisTuple>>> {
+        let decode = Decode {
+            beam,
+            nbest,
+            alpha,
+            max_len,
+            min_len,
+            attention,
+        };
+        let opts = decode.options(&self.inner)?;
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let outs = in_chunks(py, &refs, |part| self.inner.translate(part, &opts))?;
+        let per_input = outs.into_iter();
+        Ok(per_input
+            .map(|o| self.hypotheses(o, nbest, attention))
+            .collect())
+    }
+
+    /// Sentence mode: every word of each line decoded, everything else passed through.
+    #[pyo3(signature = (lines, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false))]
+    #[allow(clippy::too_many_arguments)] // the CLI's decoding options, one keyword each
+    fn translate_sentences(
+        &self,
+        py: Python<'_>,
+        lines: Vec<String>,
+        beam: Option<usize>,
+        nbest: usize,
+        alpha: f32,
+        max_len: Option<usize>,
+        min_len: usize,
+        attention: bool,
+    ) -> PyResult<Vec<SentenceTuple>> {
+        let decode = Decode {
+            beam,
+            nbest,
+            alpha,
+            max_len,
+            min_len,
+            attention,
+        };
+        let opts = decode.options(&self.inner)?;
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let outs = in_chunks(py, &refs, |part| {
+            self.inner.translate_sentences_detailed(part, &opts)
+        })?;
+        let per_line = outs.into_iter();
+        Ok(per_line
+            .map(|s| self.sentence(s, nbest, attention))
+            .collect())
+    }
+}
