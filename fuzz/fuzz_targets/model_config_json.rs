@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         src_vocab: Cow::Borrowed(include_bytes!("../seeds/tiny_model/src_vocab.json")),
         tgt_vocab: Cow::Borrowed(include_bytes!("../seeds/tiny_model/tgt_vocab.json")),
         weights: Cow::Borrowed(include_bytes!("../seeds/tiny_model/model.safetensors")),
+        lexicon: None,
         word_freq: None,
     };
     let _ = Transducer::from_files(&files);

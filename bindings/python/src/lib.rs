@@ -58,6 +58,13 @@ fn check_import_target(out: &std::path::Path, force: bool) -> PyResult<()> {
 }
 
 /// The names of the models compiled into this build (`recur.load(name)` finds them anywhere).
+/// `text` with its English numbers written in words (cardinals, years, ordinals, decimals,
+/// amounts), as the English G2P pipeline reads them; see `recur::numbers`.
+#[pyfunction]
+fn spell_numbers(text: &str) -> String {
+    recur::numbers::spell_numbers(text).into_owned()
+}
+
 #[pyfunction]
 fn bundled_models() -> Vec<&'static str> {
     recur::models::BUNDLED.iter().map(|m| m.name).collect()
@@ -81,6 +88,7 @@ fn _recur(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(import_g2p_en, m)?)?;
     m.add_function(wrap_pyfunction!(bundled_models, m)?)?;
+    m.add_function(wrap_pyfunction!(spell_numbers, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add_class::<model::Model>()?;

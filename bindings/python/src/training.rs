@@ -147,6 +147,7 @@ pub fn train<'py>(
         resume,
         time_limit: (time_limit > 0.0).then_some(time_limit),
         stop: Some(Arc::clone(&stop)),
+        collective: None,
     };
     let (summary, interrupt) = py.detach(|| {
         std::thread::scope(|scope| {

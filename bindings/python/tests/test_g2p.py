@@ -50,7 +50,7 @@ def test_import_refuses_to_overwrite(g2p_en_model, tmp_path):
 def test_g2p_call_convention():
     g2p = recur.G2p()
     out = g2p("Hello, World! The café's re-entry.")
-    assert out[:4] == ["HH", "EH", "L", "OW"]
+    assert out[:4] == ["HH", "AH", "L", "OW"]  # CMUdict's first entry (the model says EH)
     assert out[4:7] == [" ", ",", " "]
     assert "!" in out and out[-1] == "."
     assert out.count(" ") == 7  # hello , world ! the cafe's re-entry .
@@ -58,3 +58,12 @@ def test_g2p_call_convention():
     assert g2p("") == []
     with pytest.raises(TypeError):
         g2p(None)
+
+
+def test_g2p_spells_numbers_and_uses_the_dictionary():
+    g2p = recur.G2p()
+    words = " ".join(g2p("I have 25 books, since 1984.")).split("   ")
+    assert words[:2] == ["AY", "HH AE V"]
+    assert words[2:4] == ["T W EH N T IY", "F AY V"]
+    assert words[4] == "B UH K S"
+    assert words[7:10] == ["N AY N T IY N", "EY T IY", "F AO R"]

@@ -170,6 +170,8 @@ enum Command {
         /// Sentence mode: transliterate each word of a line, keep spacing and punctuation.
         #[arg(long)]
         sentences: bool,
+        #[command(flatten)]
+        lexicon: LexiconArgs,
         /// Output format: `text` (one line per input line) or `jsonl` (one JSON object per
         /// input line with the n-best hypotheses, scores and alignments; per word in
         /// sentence mode).
@@ -178,6 +180,11 @@ enum Command {
         /// Lines decoded together.
         #[arg(long, default_value_t = 256)]
         batch: usize,
+        /// Translate only block I of N equal blocks of the --input file's lines (0 <= I < N):
+        /// N processes or machines share a large file, and `cat` of their outputs in block
+        /// order is the whole output in input order.
+        #[arg(long, value_name = "I/N", requires = "input")]
+        shard: Option<cli::shard::Shard>,
     },
     /// Serve models over HTTP: JSON API with dynamic batching, metrics and a web demo.
     Serve(cli::serve::ServeArgs),
@@ -197,6 +204,10 @@ enum Command {
         tgt_col: Option<usize>,
         #[command(flatten)]
         decode: Decode,
+        /// Score with this lexicon (word<TAB>target lines) before the model; without it, the
+        /// model alone is scored, even when its directory has a lexicon.
+        #[arg(long, value_name = "FILE")]
+        lexicon: Option<PathBuf>,
         /// Also report top-k accuracy from the n-best list.
         #[arg(long, default_value_t = 1)]
         topk: usize,
@@ -288,12 +299,15 @@ fn main() -> ExitCode {
             scores,
             alignments,
             sentences,
+            lexicon,
             format,
             batch,
+            shard,
         } => translate(
             model,
-            input,
+            input.map(|path| (path, shard)),
             decode,
+            lexicon,
             cli::translate::Format {
                 sentences,
                 scores,
@@ -309,9 +323,19 @@ fn main() -> ExitCode {
             src_col,
             tgt_col,
             decode,
+            lexicon,
             topk,
             json,
-        } => eval(model, data, src_col.zip(tgt_col), decode, topk, json).map(|()| Status::Ok),
+        } => eval(
+            model,
+            data,
+            src_col.zip(tgt_col),
+            decode,
+            lexicon,
+            topk,
+            json,
+        )
+        .map(|()| Status::Ok),
         Command::Serve(args) => cli::serve::run(args).map(|()| Status::Ok),
         Command::Data {
             task,
@@ -367,13 +391,19 @@ fn train(
     quiet: bool,
 ) -> Result<Status> {
     let cfg = recur::transducer::RunConfig::load(config.as_deref(), &set)?;
-    let args = cli::train::TrainArgs {
+    let mut args = cli::train::TrainArgs {
         out: out.clone(),
         resume,
         time_limit,
         progress: !quiet,
+        collective: None,
     };
-    let s = cli::train::run(cfg, &args)?;
+    let (s, rank) = train_on_every_rank(cfg, &mut args)?;
+    if rank != 0 {
+        // Rank 0 reports for the job, and its status is the job's: another rank's non-zero
+        // status would make mpirun kill rank 0 while it still writes its checkpoint.
+        return Ok(Status::Ok);
+    }
     let mut stdout = cli::output::stdout();
     let dev = match s.best_accuracy {
         Some(acc) => format!("best dev exact match {:.2}%", acc * 100.0),
@@ -417,10 +447,63 @@ fn train(
     Ok(status)
 }
 
+/// `recur translate`'s lexicon options.
+#[derive(clap::Args, Debug)]
+struct LexiconArgs {
+    /// A lexicon (word<TAB>target lines, several lines for several outputs) consulted before
+    /// the model, on top of the model's own (its words replace the model's entries).
+    #[arg(long, value_name = "FILE")]
+    lexicon: Option<PathBuf>,
+    /// Without the model directory's lexicon (with --lexicon: that file alone).
+    #[arg(long)]
+    no_lexicon: bool,
+}
+
+/// Applies the lexicon options to a loaded model.
+fn apply_lexicon(t: &mut Transducer, args: &LexiconArgs) -> Result<()> {
+    if args.no_lexicon {
+        t.set_lexicon(None);
+    }
+    if let Some(path) = &args.lexicon {
+        let lexicon = t.read_lexicon(path)?;
+        t.add_lexicon(lexicon);
+    }
+    Ok(())
+}
+
+/// `recur train` in this process: alone, or (built with `--features mpi`, started by mpirun)
+/// as one rank of a data-parallel run. Returns the summary and this process's rank.
+#[cfg(feature = "mpi")]
+fn train_on_every_rank(
+    cfg: recur::transducer::RunConfig,
+    args: &mut cli::train::TrainArgs,
+) -> Result<(recur::session::RunSummary, usize)> {
+    let launch = cli::mpi::Launch::start()?;
+    args.collective = launch.collective();
+    let rank = launch.rank();
+    let result = cli::train::run(cfg, args);
+    launch.end(result).map(|s| (s, rank))
+}
+
+/// `recur train` in this process (this build has no MPI: under mpirun every process would
+/// train alone, so that is refused).
+#[cfg(not(feature = "mpi"))]
+fn train_on_every_rank(
+    cfg: recur::transducer::RunConfig,
+    args: &mut cli::train::TrainArgs,
+) -> Result<(recur::session::RunSummary, usize)> {
+    let ranks = std::env::var("OMPI_COMM_WORLD_SIZE").or_else(|_| std::env::var("PMI_SIZE"));
+    if ranks.is_ok_and(|n| n.trim() != "1") {
+        bail!("started by mpirun, but this recur was built without MPI: build it with `cargo build --release -p recur-cli --features mpi`");
+    }
+    Ok((cli::train::run(cfg, args)?, 0))
+}
+
 fn translate(
     model: PathBuf,
-    input: Option<PathBuf>,
+    input: Option<(PathBuf, Option<cli::shard::Shard>)>,
     decode: Decode,
+    lexicon: LexiconArgs,
     fmt: cli::translate::Format,
 ) -> Result<()> {
     if fmt.batch == 0 {
@@ -430,11 +513,16 @@ fn translate(
     if text && fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
         bail!("--sentences prints one line per input line: --scores, --alignments and --nbest need --format jsonl");
     }
-    let t = load_model(&model)?;
+    let mut t = load_model(&model)?;
+    apply_lexicon(&mut t, &lexicon)?;
     let opts = model_options(&t, &decode, fmt.alignments)?;
     let stdout = cli::output::stdout();
     match input {
-        Some(p) => {
+        Some((p, Some(shard))) => {
+            let block = cli::shard::open_block(&p, shard)?;
+            cli::translate::run(&t, block, stdout, &opts, &fmt, false)
+        }
+        Some((p, None)) => {
             let f =
                 std::fs::File::open(&p).with_context(|| format!("{}: cannot open", p.display()))?;
             cli::translate::run(&t, BufReader::new(f), stdout, &opts, &fmt, false)
@@ -452,10 +540,15 @@ fn eval(
     data: PathBuf,
     cols: Option<(usize, usize)>,
     decode: Decode,
+    lexicon: Option<PathBuf>,
     topk: usize,
     json: bool,
 ) -> Result<()> {
-    let t = load_model(&model)?;
+    let mut t = load_model(&model)?;
+    // The model alone unless a lexicon is asked for: a model's own lexicon (en-g2p's CMUdict)
+    // holds the test words, and would score the dictionary, not the model.
+    let lexicon = lexicon.map(|p| t.read_lexicon(&p)).transpose()?;
+    t.set_lexicon(lexicon);
     let opts = model_options(&t, &decode, false)?;
     if topk == 0 || topk > opts.beam_size {
         bail!(

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use serde_json::json;
+
 mod common;
 use common::with_stdin;
 
@@ -284,7 +286,13 @@ fn shipped_models_work_by_name_from_any_directory() {
     );
     assert_eq!(
         translate("en-g2p", &[], "hello\nrecurrent\n"),
-        "HH EH L OW\nR IY K ER AH N T\n"
+        "HH AH L OW\nR IH K ER AH N T\n",
+        "from CMUdict"
+    );
+    assert_eq!(
+        translate("en-g2p", &["--no-lexicon"], "hello\nrecurrent\n"),
+        "HH EH L OW\nR IY K ER AH N T\n",
+        "the model alone"
     );
 }
 
@@ -404,5 +412,87 @@ fn word_frequencies_rerank_by_default_and_switch_off_with_zero() {
     let off = eval(&["--word-freq-weight", "0"]);
     assert_eq!(off["accuracy"], 0.0);
     assert_eq!(off["decoding"]["word_freq_applied"], false);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Lexicons: the model's own by default, `--lexicon FILE` on top of it, `--no-lexicon` for the
+/// model alone; `eval` scores the model alone unless given `--lexicon`.
+#[test]
+fn lexicon_options_of_translate_and_eval() {
+    let dir = std::env::temp_dir().join(format!("recur-cli-lexicon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let user = dir.join("user.tsv");
+    std::fs::write(&user, "Zzyxqua\tZ IH K S\nhello\tHH EH L OW\n").unwrap();
+    let translate = |args: &[&str], input: &str| {
+        let out = with_stdin(
+            recur()
+                .args(["translate", "--model", "en-g2p", "--beam", "2"])
+                .args(args),
+            input,
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?}: {err}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lexicon = user.to_str().unwrap();
+    let words = "zzyxqua\nhello\nread\n";
+    assert_eq!(
+        translate(&["--lexicon", lexicon], words),
+        "Z IH K S\nHH EH L OW\nR EH D\n",
+        "the user's words, then the model's lexicon (CMUdict's first `read`)"
+    );
+    let only_user = translate(
+        &["--no-lexicon", "--lexicon", lexicon, "--format", "jsonl"],
+        words,
+    );
+    let origins: Vec<serde_json::Value> = only_user
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["hypotheses"][0]["origin"].clone()
+        })
+        .collect();
+    assert_eq!(origins, [json!("lexicon"), json!("lexicon"), json!(null)]);
+    assert_eq!(
+        translate(&["--sentences"], "I have 25 books.\n"),
+        "AY | HH AE V | T W EH N T IY | F AY V | B UH K S.\n",
+        "the number spelled, every word from CMUdict"
+    );
+    assert_ne!(
+        translate(&["--no-lexicon"], "zzyxqua\n"),
+        "Z IH K S\n",
+        "the model alone"
+    );
+
+    std::fs::write(dir.join("bad.tsv"), "a\tAH\nb\tB IY1\n").unwrap();
+    let out = with_stdin(
+        recur()
+            .args(["translate", "--model", "en-g2p", "--lexicon"])
+            .arg(dir.join("bad.tsv")),
+        "a\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.tsv:2: target token `IY1`"),
+        "{err}"
+    );
+
+    // Scored: `hello` is `HH AH L OW` in CMUdict (the model's lexicon) but not for the model.
+    let data = dir.join("test.tsv");
+    std::fs::write(&data, "HELLO\tHH AH L OW\nzzyxqua\tZ IH K S\n").unwrap();
+    let eval = |extra: &[&str]| {
+        let out = run_ok(
+            recur()
+                .args([
+                    "eval", "--model", "en-g2p", "--beam", "2", "--json", "--data",
+                ])
+                .arg(&data)
+                .args(extra),
+        );
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        report["correct"].as_u64().unwrap()
+    };
+    assert_eq!(eval(&[]), 0, "the model alone, not its lexicon");
+    std::fs::write(&user, "hello\tHH AH L OW\nzzyxqua\tZ IH K S\n").unwrap();
+    assert_eq!(eval(&["--lexicon", lexicon]), 2, "with the lexicon given");
     std::fs::remove_dir_all(&dir).ok();
 }

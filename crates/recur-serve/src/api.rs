@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use recur::seq2seq::search::{DecodeOptions, MaxLen};
-use recur::transducer::{Output, Transducer};
+use recur::transducer::{Origin, Output, Transducer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tower::limit::ConcurrencyLimitLayer;
@@ -444,6 +444,9 @@ struct Hypothesis {
     source: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attention: Option<Vec<Vec<f32>>>,
+    /// `"lexicon"` for an entry of the model's lexicon (absent: decoded by the model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<Origin>,
 }
 
 /// A `/v1/translate` answer.
@@ -610,6 +613,7 @@ async fn translate_inner(
                     tokens: None,
                     source: None,
                     attention: None,
+                    origin: None,
                 }],
                 truncated: false,
             })
@@ -674,6 +678,7 @@ fn item(t: &Transducer, input: &str, hyps: Vec<Output>, nbest: usize, attention:
             } else {
                 (None, None, None)
             };
+            let origin = (!h.origin.is_model()).then_some(h.origin);
             Hypothesis {
                 text: h.text,
                 score: Some(h.score),
@@ -682,6 +687,7 @@ fn item(t: &Transducer, input: &str, hyps: Vec<Output>, nbest: usize, attention:
                 tokens,
                 source: src,
                 attention: att,
+                origin,
             }
         })
         .collect();

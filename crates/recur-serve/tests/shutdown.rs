@@ -10,6 +10,10 @@ use std::time::Duration;
 use recur_serve::{App, Batching, Limits};
 use serde_json::json;
 
+/// A 20-letter word en-g2p's lexicon (CMUdict) lacks, so that the model decodes it: the slow
+/// requests below must reach the model.
+const NOT_IN_CMUDICT: &str = "zorbulentifragistics";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_then_stops() {
     let app =
@@ -26,7 +30,7 @@ async fn sigterm_finishes_in_flight_requests_then_stops() {
     assert_eq!(c.get("/health").await.unwrap().status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     // A slow request in flight (about a second of decoding).
-    let slow = json!({"model":"en-g2p","inputs": vec!["supercalifragilistic"; 16], "beam": 8});
+    let slow = json!({"model":"en-g2p","inputs": vec![NOT_IN_CMUDICT; 16], "beam": 8});
     let mut c2 = recur_serve::client::Client::new(addr);
     let in_flight = tokio::spawn(async move { c2.post_json("/v1/translate", &slow).await });
     tokio::time::sleep(Duration::from_millis(150)).await;

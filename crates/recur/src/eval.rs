@@ -35,7 +35,6 @@ pub struct EvalExample {
 /// Groups pairs by source (after [`DataConfig::preprocess_source`]) into examples, in
 /// first-seen order; sources are encoded by [`DataConfig::encode_source`].
 pub fn examples(pairs: &[Pair], data: &DataConfig, vocabs: (&Vocab, &Vocab)) -> Vec<EvalExample> {
-    let mut order: Vec<String> = Vec::new();
     let mut refs: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
     for p in pairs {
         let tgt = data
@@ -44,21 +43,27 @@ pub fn examples(pairs: &[Pair], data: &DataConfig, vocabs: (&Vocab, &Vocab)) -> 
             .iter()
             .map(|t| vocabs.1.id(t).unwrap_or(OUT_OF_VOCABULARY))
             .collect();
-        let src = data.preprocess_source(&p.src);
-        let entry = refs.entry(src.clone()).or_insert_with(|| {
-            order.push(src);
-            Vec::new()
-        });
+        let entry = refs.entry(data.preprocess_source(&p.src)).or_default();
         if !entry.contains(&tgt) {
             entry.push(tgt);
         }
     }
-    order
+    unique_sources(pairs, data)
         .into_iter()
         .map(|src| EvalExample {
             src: data.encode_source(vocabs.0, &src),
             refs: refs.remove(&src).unwrap_or_default(),
         })
+        .collect()
+}
+
+/// The sources of [`examples`], in its order: each preprocessed source once, first seen first.
+pub fn unique_sources(pairs: &[Pair], data: &DataConfig) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    pairs
+        .iter()
+        .map(|p| data.preprocess_source(&p.src))
+        .filter(|s| seen.insert(s.clone()))
         .collect()
 }
 
@@ -70,13 +75,52 @@ pub fn evaluate(
     opts: &DecodeOptions,
     k: usize,
 ) -> Result<EvalReport> {
+    evaluate_known(model, examples, &[], opts, k)
+}
+
+/// [`evaluate`] where `known[i]`, when given, is example `i`'s n-best list (target ids, best
+/// first: a lexicon's entries), scored as it is; only the other examples are decoded.
+pub fn evaluate_known(
+    model: &Seq2Seq,
+    examples: &[EvalExample],
+    known: &[Option<Vec<Vec<i64>>>],
+    opts: &DecodeOptions,
+    k: usize,
+) -> Result<EvalReport> {
     if examples.is_empty() {
         return Err(Error::arg("evaluate", "examples", "at least one", 0));
     }
     if k == 0 {
         return Err(Error::arg("evaluate", "k", ">= 1", 0));
     }
+    let given = |i: usize| known.get(i).and_then(Option::as_ref);
+    let misses: Vec<&EvalExample> = (0..examples.len())
+        .filter(|&i| given(i).is_none())
+        .map(|i| &examples[i])
+        .collect();
+    let mut decoded = decode_nbests(model, &misses, opts, k)?.into_iter();
     let mut nbests: Vec<Vec<Vec<i64>>> = Vec::with_capacity(examples.len());
+    for i in 0..examples.len() {
+        nbests.push(match given(i) {
+            Some(list) => list.iter().take(k).cloned().collect(),
+            None => decoded.next().unwrap_or_default(),
+        });
+    }
+    let entries = examples
+        .iter()
+        .zip(nbests)
+        .map(|(e, nbest)| (e.refs.clone(), nbest));
+    Ok(score(entries, k))
+}
+
+/// The first `k` hypotheses (target ids) of each example, decoded in chunks.
+fn decode_nbests(
+    model: &Seq2Seq,
+    examples: &[&EvalExample],
+    opts: &DecodeOptions,
+    k: usize,
+) -> Result<Vec<Vec<Vec<i64>>>> {
+    let mut nbests = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(CHUNK) {
         let srcs: Vec<Vec<i64>> = chunk.iter().map(|e| e.src.clone()).collect();
         for hyps in translate(model, &srcs, opts)? {
@@ -86,11 +130,7 @@ pub fn evaluate(
             nbests.push(hyps.iter().take(k).map(ids).collect());
         }
     }
-    let entries = examples
-        .iter()
-        .zip(nbests)
-        .map(|(e, nbest)| (e.refs.clone(), nbest));
-    Ok(score(entries, k))
+    Ok(nbests)
 }
 
 /// Exact-match accuracy of greedy decoding (correct when equal to any reference), with each
@@ -139,6 +179,11 @@ mod tests {
         ];
         let ex = examples(&pairs, &data, (&src, &tgt));
         assert_eq!(ex.len(), 2, "AB and ab are one source once lowercased");
+        assert_eq!(
+            unique_sources(&pairs, &data),
+            ["ab", "b"],
+            "in the same order"
+        );
         let (x, y) = (tgt.id("x").unwrap(), tgt.id("y").unwrap());
         assert_eq!(ex[0].refs, vec![vec![x, y], vec![x, OUT_OF_VOCABULARY]]);
         let (a, b) = (src.id("a").unwrap(), src.id("b").unwrap());

@@ -9,12 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod collective;
 pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fixture;
 pub mod gemm;
 pub mod kernels;
+pub mod lexicon;
 pub mod limits;
 pub mod lock;
 pub mod loss;
@@ -22,6 +24,7 @@ pub mod metrics_log;
 pub mod models;
 pub mod module;
 pub mod nn;
+pub mod numbers;
 pub mod optim;
 pub mod seq2seq;
 pub mod session;

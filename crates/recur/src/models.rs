@@ -39,6 +39,8 @@ pub struct BundledModel {
     pub weights: &'static [u8],
     /// `MODEL_CARD.md`.
     pub card: &'static str,
+    /// The lexicon file its config's `[text] lexicon` names (see [`crate::lexicon`]).
+    pub lexicon: Option<&'static [u8]>,
     /// The word-frequency file its config names (`[decode] word_freq`), if any.
     pub word_freq: Option<&'static [u8]>,
 }
@@ -70,6 +72,7 @@ impl ModelSource {
                 src_vocab: Cow::Borrowed(b.src_vocab),
                 tgt_vocab: Cow::Borrowed(b.tgt_vocab),
                 weights: Cow::Borrowed(b.weights),
+                lexicon: b.lexicon.map(Cow::Borrowed),
                 word_freq: b.word_freq.map(Cow::Borrowed),
             }),
             ModelSource::Dir(dir) => read_consistent(dir),
@@ -130,6 +133,13 @@ fn read_files(dir: &Path) -> Result<ModelFiles<'static>> {
             .map_err(|e| Error::io(p, e))
     };
     let config = read(CONFIG_FILE)?;
+    let lexicon = match lexicon_name(&config) {
+        Some(name) => {
+            let name = checked_file_name(&name, &dir.join(CONFIG_FILE))?;
+            Some(read_lexicon(&dir.join(name))?)
+        }
+        None => None,
+    };
     let word_freq = match word_freq_name(&config, dir)? {
         Some(name) => Some(read(&name)?),
         None => None,
@@ -139,9 +149,50 @@ fn read_files(dir: &Path) -> Result<ModelFiles<'static>> {
         src_vocab: read("src_vocab.json")?,
         tgt_vocab: read("tgt_vocab.json")?,
         weights: read(MODEL_FILE)?,
+        lexicon,
         word_freq,
         origin: dir.to_path_buf(),
     })
+}
+
+/// The lexicon file a model's `config.json` names (`text.lexicon`), if any. A config that does
+/// not parse names none here: its error is reported when the model is built from it.
+pub fn lexicon_name(config: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(config).ok()?;
+    value
+        .get("text")?
+        .get("lexicon")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// `name` when it is a plain file name (so that a config reads nothing outside its model
+/// directory), else an error about `config`.
+pub fn checked_file_name<'n>(name: &'n str, config: &Path) -> Result<&'n str> {
+    let plain = !name.is_empty()
+        && !name.contains(['/', '\\'])
+        && name != "."
+        && name != ".."
+        && Path::new(name).components().count() == 1;
+    if plain {
+        return Ok(name);
+    }
+    Err(Error::Parse {
+        path: config.to_path_buf(),
+        line: None,
+        msg: format!("text.lexicon: expected a file name in the model directory, got {name:?}"),
+    })
+}
+
+/// A lexicon file's bytes, refusing one larger than [`crate::lexicon::MAX_LEXICON_BYTES`].
+fn read_lexicon(path: &Path) -> Result<Cow<'static, [u8]>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(crate::lexicon::MAX_LEXICON_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Cow::Owned(bytes))
 }
 
 /// The word-frequency file that a config names (`[decode] word_freq`), read ahead of the full
@@ -188,6 +239,8 @@ pub struct ModelFiles<'a> {
     pub tgt_vocab: Cow<'a, [u8]>,
     /// `model.safetensors`.
     pub weights: Cow<'a, [u8]>,
+    /// The lexicon file its config's `[text] lexicon` names, when it names one.
+    pub lexicon: Option<Cow<'a, [u8]>>,
     /// The word-frequency file `[decode] word_freq` names, if it names one.
     pub word_freq: Option<Cow<'a, [u8]>>,
 }
@@ -203,11 +256,18 @@ pub struct ModelInfo {
     pub location: String,
 }
 
-/// `bundled!("NAME")`, or `bundled!("NAME", word_freq = "FILE")` for a model whose config names
-/// a word-frequency file (a test checks that the two agree).
+/// `bundled!("NAME")`, with `lexicon = "FILE"` and `word_freq = "FILE"` for a model whose config
+/// names those files (a test checks that the bundled word-frequency files agree).
 #[cfg(feature = "bundled-models")]
 macro_rules! bundled {
-    ($name:literal $(, word_freq = $word_freq:literal)?) => {
+    // An optional file of the model directory: absent, or compiled in.
+    (@optional $name:literal) => {
+        None
+    };
+    (@optional $name:literal, $file:literal) => {
+        Some(include_bytes!(concat!("../../../models/", $name, "/", $file)) as &[u8])
+    };
+    ($name:literal $(, lexicon = $lexicon:literal)? $(, word_freq = $word_freq:literal)?) => {
         BundledModel {
             name: $name,
             config: include_bytes!(concat!("../../../models/", $name, "/config.json")),
@@ -215,12 +275,9 @@ macro_rules! bundled {
             tgt_vocab: include_bytes!(concat!("../../../models/", $name, "/tgt_vocab.json")),
             weights: include_bytes!(concat!("../../../models/", $name, "/model.safetensors")),
             card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
-            word_freq: bundled!(@file $name $(, $word_freq)?),
+            lexicon: bundled!(@optional $name $(, $lexicon)?),
+            word_freq: bundled!(@optional $name $(, $word_freq)?),
         }
-    };
-    (@file $name:literal) => { None };
-    (@file $name:literal, $file:literal) => {
-        Some(include_bytes!(concat!("../../../models/", $name, "/", $file)))
     };
 }
 
@@ -228,7 +285,7 @@ macro_rules! bundled {
 #[cfg(feature = "bundled-models")]
 pub static BUNDLED: &[BundledModel] = &[
     bundled!("hi-translit", word_freq = "wordfreq.tsv"),
-    bundled!("en-g2p"),
+    bundled!("en-g2p", lexicon = "lexicon.tsv"),
 ];
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(not(feature = "bundled-models"))]

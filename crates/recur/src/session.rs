@@ -11,6 +11,12 @@
 //!
 //! Resuming continues exactly: a run stopped and resumed ends with the bits of an uninterrupted
 //! run (tested in the CLI's end-to-end test).
+//!
+//! **Several processes.** With [`RunOptions::collective`] every rank prepares the same session
+//! (every rank reads the data; with `resume` every rank reads `OUT/last`, so OUT must be on a
+//! file system they share), rank 0's parameters and optimizer state are broadcast, and the run
+//! is trained data-parallel (see [`crate::collective`]). Only rank 0 takes the lock, logs,
+//! evaluates and writes checkpoints; the others only train.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +26,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, TrainingState};
+use crate::collective::{Collective, SingleProcess};
 use crate::data::{encode_pairs, read_parallel_tsv, EncodeOptions, Example, Pair, TsvOptions};
 use crate::data::{Vocab, EOS};
 use crate::error::{Error, Result};
@@ -27,11 +34,13 @@ use crate::eval::{exact_match, EvalExample};
 use crate::limits;
 use crate::lock::DirLock;
 use crate::metrics_log::{read_records, MetricsLog};
-use crate::train::{Event, Progress, Trainer};
+use crate::module::Module;
+use crate::tensor::Tensor;
+use crate::train::{Event, Progress, StopVotes, Trainer};
 use crate::transducer::{RunConfig, Transducer};
 
 /// Where and how a run is written (beyond its [`RunConfig`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// The output directory.
     pub out: PathBuf,
@@ -42,6 +51,22 @@ pub struct RunOptions {
     /// Set by the caller (a signal handler, a server's cancel) to stop after the current step
     /// with a checkpoint of it.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The processes this run is trained on together (`None`: this one alone); see the
+    /// [module docs](self).
+    pub collective: Option<Arc<dyn Collective>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ranks = self.collective.as_ref().map(|c| (c.rank(), c.size()));
+        f.debug_struct("RunOptions")
+            .field("out", &self.out)
+            .field("resume", &self.resume)
+            .field("time_limit", &self.time_limit)
+            .field("stop", &self.stop)
+            .field("collective (rank, size)", &ranks)
+            .finish()
+    }
 }
 
 /// What `--resume` needs besides the optimizer's tensors, stored in `last/training_state.json`.
@@ -112,8 +137,11 @@ pub struct RunSummary {
 
 /// A prepared training run; see the [module docs](self).
 pub struct Session {
-    /// Held for the session's life: one writer per output directory.
-    _lock: DirLock,
+    /// Held for the session's life: one writer per output directory (rank 0's; other ranks
+    /// write nothing).
+    _lock: Option<DirLock>,
+    /// The processes training together ([`SingleProcess`] when alone).
+    team: Arc<dyn Collective>,
     trainer: Trainer,
     transducer: Transducer,
     train: Vec<Example>,
@@ -158,6 +186,13 @@ impl Session {
     /// as it was.
     pub fn prepare(cfg: RunConfig, options: RunOptions) -> Result<Session> {
         cfg.validate()?;
+        let team: Arc<dyn Collective> = match &options.collective {
+            Some(c) => Arc::clone(c),
+            None => Arc::new(SingleProcess),
+        };
+        if !team.is_root() {
+            return Session::prepare_follower(cfg, options, team);
+        }
         let lock = DirLock::acquire(&options.out)?;
         let held = holds_run(&options.out);
         let checked = match (options.resume, held) {
@@ -173,21 +208,49 @@ impl Session {
             )),
             _ => Ok(()),
         };
-        match checked.and_then(|()| Session::prepare_locked(cfg, &options)) {
-            Ok(parts) => Ok(Session {
-                _lock: lock,
-                trainer: parts.trainer,
-                transducer: parts.transducer,
-                train: parts.train,
-                dev: parts.dev,
-                best_saved: parts.best_saved,
-                options,
-                notes: parts.notes,
-            }),
+        let prepared = checked
+            .and_then(|()| Session::prepare_locked(cfg, &options))
+            .and_then(|mut parts| {
+                start_together(team.as_ref(), &mut parts)?;
+                Ok(parts)
+            });
+        match prepared {
+            Ok(parts) => Ok(Session::from_parts(parts, Some(lock), team, options)),
             Err(e) => {
                 lock.release_and_clean();
                 Err(e)
             }
+        }
+    }
+
+    /// [`Session::prepare`] on a rank other than 0: the same data and model, without the lock
+    /// or the checks of OUT (rank 0 makes them), then rank 0's state.
+    fn prepare_follower(
+        cfg: RunConfig,
+        options: RunOptions,
+        team: Arc<dyn Collective>,
+    ) -> Result<Session> {
+        let mut parts = Session::prepare_locked(cfg, &options)?;
+        start_together(team.as_ref(), &mut parts)?;
+        Ok(Session::from_parts(parts, None, team, options))
+    }
+
+    fn from_parts(
+        parts: Prepared,
+        lock: Option<DirLock>,
+        team: Arc<dyn Collective>,
+        options: RunOptions,
+    ) -> Session {
+        Session {
+            _lock: lock,
+            team,
+            trainer: parts.trainer,
+            transducer: parts.transducer,
+            train: parts.train,
+            dev: parts.dev,
+            best_saved: parts.best_saved,
+            options,
+            notes: parts.notes,
         }
     }
 
@@ -341,36 +404,40 @@ impl Session {
         if self.options.resume && self.trainer.finished() {
             return Ok(summary(self, RunEnd::AlreadyFinished));
         }
-        let log = if self.options.resume {
-            MetricsLog::resume(&log_path, self.trainer.progress.step)?
-        } else {
-            MetricsLog::create(&log_path)?
+        let writes = self.team.is_root();
+        let log = match (writes, self.options.resume) {
+            (false, _) => None,
+            (true, true) => Some(MetricsLog::resume(&log_path, self.trainer.progress.step)?),
+            (true, false) => Some(MetricsLog::create(&log_path)?),
         };
         let time_limit = self.options.time_limit;
         let stop = self.options.stop.clone();
+        let local_votes = || StopVotes {
+            stop: stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)),
+            time_limit: time_limit.is_some_and(|t| start.elapsed().as_secs_f64() >= t),
+        };
         let mut end = RunEnd::Finished;
         let (transducer, best_saved) = (&mut self.transducer, &mut self.best_saved);
-        let result = self.trainer.fit(&self.train, &self.dev, |tr, ev| {
-            log.log(ev)?;
-            if let Event::Eval {
-                dev_accuracy, best, ..
-            } = ev
-            {
-                transducer.model = tr.model.clone();
-                if *best && *dev_accuracy > *best_saved {
-                    transducer.save(out.join("best"), None)?;
-                    *best_saved = *dev_accuracy;
+        let team = Arc::clone(&self.team);
+        let result = self.trainer.fit_shared(
+            &self.train,
+            &self.dev,
+            team.as_ref(),
+            local_votes,
+            |tr, ev, votes| {
+                if let Some(log) = &log {
+                    log.log(ev)?;
+                    checkpoint_at_eval(tr, ev, transducer, best_saved, &out)?;
                 }
-                transducer.save(out.join("last"), Some(&training_state(tr, *best_saved)))?;
-            }
-            on_event(ev);
-            if stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
-                end = RunEnd::Stopped;
-            } else if time_limit.is_some_and(|t| start.elapsed().as_secs_f64() >= t) {
-                end = RunEnd::TimeLimit;
-            }
-            Ok(end == RunEnd::Finished)
-        });
+                on_event(ev);
+                if votes.stop {
+                    end = RunEnd::Stopped;
+                } else if votes.time_limit {
+                    end = RunEnd::TimeLimit;
+                }
+                Ok(end == RunEnd::Finished)
+            },
+        );
         if let Err(e) = result {
             let kept = if out.join("last").exists() {
                 "; OUT/last holds the last good checkpoint"
@@ -384,8 +451,15 @@ impl Session {
             ));
         }
         // A stop asked for by the caller saves at once, without the final evaluation.
-        self.finish(&log, end != RunEnd::Stopped, &mut on_event)?;
+        if let Some(log) = &log {
+            self.finish(log, end != RunEnd::Stopped, &mut on_event)?;
+        }
         Ok(summary(self, end))
+    }
+
+    /// This process's rank and the number of ranks training together (`(0, 1)` alone).
+    pub fn rank_and_size(&self) -> (usize, usize) {
+        (self.team.rank(), self.team.size())
     }
 
     /// The end of a run: the final parameters are evaluated (the run may have stopped between
@@ -431,6 +505,107 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// At an evaluation: `OUT/best` when it is the best so far, and `OUT/last` always.
+fn checkpoint_at_eval(
+    tr: &Trainer,
+    ev: &Event,
+    transducer: &mut Transducer,
+    best_saved: &mut f64,
+    out: &Path,
+) -> Result<()> {
+    if let Event::Eval {
+        dev_accuracy, best, ..
+    } = ev
+    {
+        transducer.model = tr.model.clone();
+        if *best && *dev_accuracy > *best_saved {
+            transducer.save(out.join("best"), None)?;
+            *best_saved = *dev_accuracy;
+        }
+        transducer.save(out.join("last"), Some(&training_state(tr, *best_saved)))?;
+    }
+    Ok(())
+}
+
+/// Makes every rank start from rank 0's state. A fingerprint of the run (data size, parameter
+/// count, training options, progress) must match rank 0's, or the ranks would train different
+/// runs (other data on a host, another config); then rank 0's parameters and optimizer state
+/// replace every other rank's. Alone, it does nothing.
+fn start_together(team: &dyn Collective, parts: &mut Prepared) -> Result<()> {
+    if team.size() == 1 {
+        return Ok(());
+    }
+    let mine = run_fingerprint(parts).into_bytes();
+    let mut root = mine.clone();
+    team.broadcast_bytes(&mut root)?;
+    if root != mine {
+        return Err(run_error(
+            "train (data-parallel)",
+            "the same data, config and checkpoint on every rank",
+            format!(
+                "rank {} has {}, rank 0 has {}",
+                team.rank(),
+                String::from_utf8_lossy(&mine),
+                String::from_utf8_lossy(&root)
+            ),
+        ));
+    }
+    broadcast_parameters(team, &mut parts.trainer.model)?;
+    broadcast_optimizer_state(team, &mut parts.trainer)?;
+    parts.transducer.model = parts.trainer.model.clone();
+    Ok(())
+}
+
+/// What the ranks of one run must agree on before they start.
+fn run_fingerprint(parts: &Prepared) -> String {
+    let tr = &parts.trainer;
+    serde_json::json!({
+        "train_examples": parts.train.len(),
+        "train_target_tokens": parts.train.iter().map(|e| e.tgt.len() + 1).sum::<usize>(),
+        "dev_examples": parts.dev.len(),
+        "parameters": tr.model.num_parameters(),
+        "train": tr.config,
+        "progress": tr.progress,
+    })
+    .to_string()
+}
+
+/// Rank 0's parameter values on every rank.
+fn broadcast_parameters(team: &dyn Collective, model: &mut impl Module) -> Result<()> {
+    let mut flat: Vec<f32> = model
+        .params()
+        .iter()
+        .flat_map(|p| p.value.data().iter().copied())
+        .collect();
+    team.broadcast(&mut flat)?;
+    let mut rest = flat.as_slice();
+    for p in model.params_mut() {
+        let (mine, tail) = rest.split_at(p.value.numel());
+        p.value.data_mut().copy_from_slice(mine);
+        p.touch();
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Rank 0's optimizer state (empty in a new run, `OUT/last`'s when resuming) on every rank.
+fn broadcast_optimizer_state(team: &dyn Collective, trainer: &mut Trainer) -> Result<()> {
+    let state = trainer.optimizer.state_dict();
+    let mut flat: Vec<f32> = state
+        .iter()
+        .flat_map(|(_, t)| t.data().iter().copied())
+        .collect();
+    team.broadcast(&mut flat)?;
+    let mut rest = flat.as_slice();
+    let mut received = Vec::with_capacity(state.len());
+    for (name, t) in state {
+        let (mine, tail) = rest.split_at(t.numel());
+        received.push((name, Tensor::from_vec(t.shape(), mine.to_vec())?));
+        rest = tail;
+    }
+    trainer.optimizer.load_state_dict(&received)
 }
 
 /// What [`Session::prepare`] builds before it takes the lock's place in a [`Session`].

@@ -3,10 +3,13 @@
 //! boundaries (TOML section `[text]` of the model's config).
 //!
 //! A **word** is a maximal run of characters the model's source alphabet covers; an apostrophe
-//! or hyphen inside a word belongs to it only when the alphabet has it (`don't` is one word for
-//! a CMUdict model, two words around a kept `'` for a Hindi one). Digits, other scripts
-//! (including text already in the target script), emoji, symbols, URLs and e-mail addresses are
-//! not words and pass through.
+//! (`'` or `’`) or hyphen inside a word belongs to it when the alphabet has it (`don't` is one
+//! word for a CMUdict model, two words around a kept `'` for a Hindi one), or when the model's
+//! lexicon has the word with it (`don’t`, `o'clock`, `well-known`, and a leading `'em` or
+//! `'cause`: see [`segment_with`]).
+//! Digits, other scripts (including text already in the target script), emoji, symbols, URLs
+//! and e-mail addresses are not words and pass through, unless `numbers = "english"` spells
+//! the numbers out first (see [`crate::numbers`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +22,18 @@ pub enum Digits {
     Keep,
     /// Write them with the Devanagari digits `०`–`९`.
     Devanagari,
+}
+
+/// Numbers in sentence mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Numbers {
+    /// Left to the `digits` rule.
+    #[default]
+    Keep,
+    /// Spelled out in English words before the words are found (`25` → `twenty five`), for
+    /// English G2P: see [`crate::numbers`].
+    English,
 }
 
 /// Per-model rules of sentence mode (TOML section `[text]`).
@@ -34,6 +49,11 @@ pub struct TextConfig {
     /// (for symbol targets, where the words' phonemes would otherwise run together), e.g.
     /// `" | "`; unset: the white space is kept.
     pub word_separator: Option<String>,
+    /// Numbers: kept (`"keep"`, the default) or spelled out (`"english"`).
+    pub numbers: Numbers,
+    /// The model's default lexicon: a file name in the model directory (`"lexicon.tsv"`;
+    /// see [`crate::lexicon`]), consulted before the model in word and sentence mode.
+    pub lexicon: Option<String>,
 }
 
 /// A piece of a line.
@@ -46,7 +66,7 @@ pub enum Piece<'a> {
 }
 
 /// Whether a white-space-delimited token is a URL or an e-mail address (kept whole).
-fn is_address(token: &str) -> bool {
+pub(crate) fn is_address(token: &str) -> bool {
     let t = token.to_ascii_lowercase();
     if t.contains("://") || t.starts_with("www.") {
         return true;
@@ -60,58 +80,127 @@ fn is_address(token: &str) -> bool {
 /// Splits `line` into words (runs of characters `covers` accepts, with inner `'`/`-` as said
 /// in the [module docs](self)) and pieces to keep.
 pub fn segment<'a>(line: &'a str, covers: impl Fn(char) -> bool) -> Vec<Piece<'a>> {
+    segment_with(line, covers, |_| false)
+}
+
+/// [`segment`], where a run of words joined by single apostrophes or hyphens that the alphabet
+/// lacks is one word when `known` says so (the longest such run from a word's start: `don’t`,
+/// `o'clock's`, `well-known` when a lexicon has them).
+pub fn segment_with<'a>(
+    line: &'a str,
+    covers: impl Fn(char) -> bool,
+    known: impl Fn(&str) -> bool,
+) -> Vec<Piece<'a>> {
     let mut pieces = Vec::new();
     let mut keep_from = 0; // start of the pending Keep piece
     let mut i = 0;
-    let bytes_at = |i: usize| line[i..].chars().next();
-    while let Some(c) = bytes_at(i) {
+    while let Some(c) = line[i..].chars().next() {
         // A URL or address: the whole white-space-delimited token is kept.
-        let token_start = i == 0 || line[..i].ends_with(char::is_whitespace);
-        if token_start && !c.is_whitespace() {
-            let end = line[i..]
-                .find(char::is_whitespace)
-                .map_or(line.len(), |e| i + e);
-            if is_address(&line[i..end]) {
-                i = end;
-                continue;
-            }
+        if let Some(end) = address_at(line, i) {
+            i = end;
+            continue;
         }
-        if !covers(c) {
+        // A joiner cannot start a word, but for an elision a lexicon has (`'em`, `'cause`).
+        let elision = elision_end(line, i, &covers, &known);
+        if elision.is_none() && (!covers(c) || is_joiner(c)) {
             i += c.len_utf8();
             continue;
         }
-        // A word: covered characters, with inner joiners the alphabet also covers.
-        let start = i;
-        let mut end = i + c.len_utf8();
-        while let Some(n) = bytes_at(end) {
-            if covers(n) && !matches!(n, '\'' | '’' | '-') {
-                end += n.len_utf8();
-            } else if matches!(n, '\'' | '’' | '-') && covers(n) {
-                match bytes_at(end + n.len_utf8()) {
-                    Some(after) if covers(after) && !matches!(after, '\'' | '’' | '-') => {
-                        end += n.len_utf8();
-                    }
-                    _ => break,
-                }
-            } else {
-                break;
-            }
+        let end = elision.unwrap_or_else(|| word_end(line, i, &covers, &known));
+        if keep_from < i {
+            pieces.push(Piece::Keep(&line[keep_from..i]));
         }
-        if matches!(c, '\'' | '’' | '-') {
-            // A joiner cannot start a word.
-            i = start + c.len_utf8();
-            continue;
-        }
-        if keep_from < start {
-            pieces.push(Piece::Keep(&line[keep_from..start]));
-        }
-        pieces.push(Piece::Word(&line[start..end]));
+        pieces.push(Piece::Word(&line[i..end]));
         (i, keep_from) = (end, end);
     }
     if keep_from < line.len() {
         pieces.push(Piece::Keep(&line[keep_from..]));
     }
     pieces
+}
+
+/// Bytes of the longest word joined across apostrophes or hyphens the alphabet lacks that a
+/// lexicon can make one word (CMUdict's longest such words have 20).
+pub const MAX_JOINED_BYTES: usize = 64;
+
+/// An apostrophe or hyphen: inside a word only between two letters.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\'' | '’' | '-')
+}
+
+/// The end of the word after an apostrophe starting a white-space-delimited token at `i` when
+/// `known` has the word with its apostrophe (`'em`, `'til`), else `None`.
+fn elision_end(
+    line: &str,
+    i: usize,
+    covers: &impl Fn(char) -> bool,
+    known: &impl Fn(&str) -> bool,
+) -> Option<usize> {
+    let token_start = i == 0 || line[..i].ends_with(char::is_whitespace);
+    let apostrophe = line[i..]
+        .chars()
+        .next()
+        .filter(|&c| matches!(c, '\'' | '’'))?;
+    let after = i + apostrophe.len_utf8();
+    let letter_follows = line[after..].starts_with(|c: char| covers(c) && !is_joiner(c));
+    if !token_start || !letter_follows {
+        return None;
+    }
+    let end = word_end(line, after, covers, known);
+    known(&line[i..end]).then_some(end)
+}
+
+/// The end of the URL or e-mail address starting a white-space-delimited token at `i`.
+fn address_at(line: &str, i: usize) -> Option<usize> {
+    let token_start = i == 0 || line[..i].ends_with(char::is_whitespace);
+    if !token_start || line[i..].starts_with(char::is_whitespace) {
+        return None;
+    }
+    let end = line[i..]
+        .find(char::is_whitespace)
+        .map_or(line.len(), |e| i + e);
+    is_address(&line[i..end]).then_some(end)
+}
+
+/// The end of the word starting at `start`: letters, and joiners between letters that the
+/// alphabet covers; or, longer, joiners it lacks when `known` has the whole run.
+fn word_end(
+    line: &str,
+    start: usize,
+    covers: &impl Fn(char) -> bool,
+    known: &impl Fn(&str) -> bool,
+) -> usize {
+    let letter = |c: char| covers(c) && !is_joiner(c);
+    let letters_from = |at: usize| {
+        line[at..]
+            .char_indices()
+            .find(|&(_, c)| !letter(c))
+            .map_or(line.len(), |(k, _)| at + k)
+    };
+    // Joiner positions where the word could end: (end, whether the alphabet covers every
+    // joiner so far).
+    let mut end = letters_from(start);
+    let mut covered_end = end;
+    let mut all_covered = true;
+    let mut known_end = None;
+    while let Some(j) = line[end..].chars().next().filter(|&c| is_joiner(c)) {
+        let after = end + j.len_utf8();
+        // Past a joiner the alphabet lacks, only a known word extends the word: a run longer
+        // than any such word is not walked (the walk would repeat from every word of a line
+        // like `a-a-a-…`).
+        let too_long = !all_covered && after - start > MAX_JOINED_BYTES;
+        if too_long || !line[after..].starts_with(letter) {
+            break;
+        }
+        all_covered &= covers(j);
+        end = letters_from(after);
+        if all_covered {
+            covered_end = end;
+        } else if known(&line[start..end]) {
+            known_end = Some(end);
+        }
+    }
+    known_end.map_or(covered_end, |k| k.max(covered_end))
 }
 
 impl TextConfig {
@@ -193,11 +282,69 @@ mod tests {
     }
 
     #[test]
+    fn joiners_the_alphabet_lacks_join_words_a_lexicon_has() {
+        let known = |w: &str| ["don’t", "o'clock", "well-known", "rock'n'roll"].contains(&w);
+        let apostrophe = |c: char| latin(c) || c == '\'';
+        assert_eq!(
+            words(&segment_with(
+                "don’t, at 5 o'clock well-known rock'n'roll's x-y",
+                latin,
+                known
+            )),
+            [
+                "don’t",
+                "at",
+                "o'clock",
+                "well-known",
+                "rock'n'roll",
+                "s",
+                "x",
+                "y"
+            ]
+        );
+        assert_eq!(
+            words(&segment_with(
+                "o'clock-x it's-well-known",
+                apostrophe,
+                known
+            )),
+            ["o'clock", "x", "it's", "well-known"],
+            "a covered joiner joins as before; a lacking one only for a known run"
+        );
+        assert_eq!(
+            words(&segment_with("'em don'", latin, known)),
+            ["em", "don"]
+        );
+        let elisions = |w: &str| ["'em", "’cause"].contains(&w);
+        assert_eq!(
+            words(&segment_with(
+                "get 'em ’cause 'tis x'em",
+                apostrophe,
+                elisions
+            )),
+            ["get", "'em", "’cause", "tis", "x'em"],
+            "a leading apostrophe belongs to a word the lexicon has with it"
+        );
+    }
+
+    #[test]
+    fn long_hyphenated_runs_take_linear_time() {
+        let line = "a-".repeat(200_000);
+        let calls = std::cell::Cell::new(0usize);
+        let known = |_: &str| {
+            calls.set(calls.get() + 1);
+            false
+        };
+        assert_eq!(words(&segment_with(&line, latin, known)).len(), 200_000);
+        assert!(calls.get() <= 200_000 * MAX_JOINED_BYTES, "{}", calls.get());
+    }
+
+    #[test]
     fn rules_replace_sentence_ends_digits_and_separators() {
         let hi = TextConfig {
             sentence_end: vec![(".".into(), "।".into())],
             digits: Digits::Devanagari,
-            word_separator: None,
+            ..TextConfig::default()
         };
         assert_eq!(hi.keep(" 10.5 ", false), " १०.५ ");
         assert_eq!(hi.keep(".", true), "।");

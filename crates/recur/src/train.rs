@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::batch::{make_batches, Batch, BatchOptions, Example};
+use crate::collective::{rank_share, target_tokens, Collective, SingleProcess};
+use crate::data::batch::{batch_groups, make_batches, Batch, BatchOptions, Example};
 use crate::error::{Error, Result};
 use crate::eval::{exact_match, EvalExample};
 use crate::module::{seeded_rng, Module, Rng64};
@@ -273,6 +274,14 @@ impl Trainer {
     ///
     /// A non-finite loss is an error naming the step, and leaves the parameters untouched.
     pub fn train_step(&mut self, batch: &Batch, rng: &mut Rng64) -> Result<(f32, f32)> {
+        let loss = self.forward_backward(batch, rng)?;
+        let norm = self.clip_and_update()?;
+        Ok((loss, norm))
+    }
+
+    /// The gradients of `batch`'s mean loss, in the parameters' `grad`s (zeroed first);
+    /// returns the loss. A non-finite loss is an error naming the step.
+    fn forward_backward(&mut self, batch: &Batch, rng: &mut Rng64) -> Result<f32> {
         self.model.zero_grad();
         let tb = TokenBatch {
             src: &batch.src,
@@ -293,6 +302,12 @@ impl Trainer {
                 format!("{} at step {}", out.loss, self.progress.step + 1),
             ));
         }
+        Ok(out.loss)
+    }
+
+    /// Clips the gradients to the configured global norm and takes one optimizer step;
+    /// returns the norm before clipping.
+    fn clip_and_update(&mut self) -> Result<f32> {
         let mut params = self.model.params_mut();
         let norm = if self.config.clip_norm > 0.0 {
             clip_grad_norm(&mut params, self.config.clip_norm)
@@ -301,7 +316,85 @@ impl Trainer {
         };
         self.optimizer.step(&mut params)?;
         self.progress.step += 1;
-        Ok((out.loss, norm))
+        Ok(norm)
+    }
+
+    /// One data-parallel step on global batch `batch` of epoch `epoch` (see
+    /// [`crate::collective`]): this rank's share forward and backward, one allreduce of the
+    /// token-weighted gradients, the loss and the stop votes, then the same clipped update on
+    /// every rank. With one rank it is [`Trainer::train_step`] on the whole batch.
+    fn shared_step(
+        &mut self,
+        group: &[&Example],
+        (epoch, batch): (usize, usize),
+        team: &dyn Collective,
+        local_votes: &mut impl FnMut() -> StopVotes,
+    ) -> Result<StepOutcome> {
+        let share = rank_share(group, team.rank(), team.size());
+        let tokens = target_tokens(group);
+        let mut rng = self.rank_batch_rng(epoch, batch, team.rank());
+        if team.size() == 1 {
+            let (loss, norm) = self.train_step(&Batch::collate(&share), &mut rng)?;
+            let votes = local_votes();
+            return Ok(StepOutcome {
+                loss,
+                norm,
+                tokens,
+                votes,
+            });
+        }
+        let local_loss = if share.is_empty() {
+            self.model.zero_grad();
+            0.0
+        } else {
+            self.forward_backward(&Batch::collate(&share), &mut rng)?
+        };
+        // Each rank's mean is over its own tokens; weighting it by its share of the batch's
+        // tokens makes the sum the mean over the global batch, as one process computes it.
+        let weight = target_tokens(&share) as f32 / tokens.max(1) as f32;
+        let votes = local_votes();
+        let mut flat = self.flat_gradients(weight, SHARED_EXTRAS);
+        flat.extend([
+            local_loss * weight,
+            f32::from(u8::from(votes.stop)),
+            f32::from(u8::from(votes.time_limit)),
+        ]);
+        team.allreduce_sum(&mut flat)?;
+        let extras = flat.split_off(flat.len() - SHARED_EXTRAS);
+        self.set_gradients(&flat);
+        let norm = self.clip_and_update()?;
+        let votes = StopVotes {
+            stop: extras[1] > 0.0,
+            time_limit: extras[2] > 0.0,
+        };
+        Ok(StepOutcome {
+            loss: extras[0],
+            norm,
+            tokens,
+            votes,
+        })
+    }
+
+    /// Every gradient times `weight`, in [`Module::params`] order, in one buffer with room for
+    /// `extra` more values.
+    fn flat_gradients(&self, weight: f32, extra: usize) -> Vec<f32> {
+        let params = self.model.params();
+        let total: usize = params.iter().map(|p| p.grad.numel()).sum();
+        let mut flat = Vec::with_capacity(total + extra);
+        for p in params {
+            flat.extend(p.grad.data().iter().map(|g| g * weight));
+        }
+        flat
+    }
+
+    /// The inverse of [`Trainer::flat_gradients`] (without a weight).
+    fn set_gradients(&mut self, flat: &[f32]) {
+        let mut rest = flat;
+        for p in self.model.params_mut() {
+            let (mine, tail) = rest.split_at(p.grad.numel());
+            p.grad.data_mut().copy_from_slice(mine);
+            rest = tail;
+        }
     }
 
     /// Evaluates on `dev`, updates best/plateau bookkeeping; returns (accuracy, is best).
@@ -311,6 +404,41 @@ impl Trainer {
             self.dev_part(dev),
             self.config.dev_max_len_ratio,
         )?;
+        Ok((acc, self.record_accuracy(acc)))
+    }
+
+    /// [`Trainer::evaluate`] in a data-parallel run: rank 0 evaluates and broadcasts the
+    /// accuracy, so that every rank reduces the learning rate and stops early alike.
+    fn evaluate_shared(
+        &mut self,
+        dev: &[EvalExample],
+        team: &dyn Collective,
+    ) -> Result<(f64, bool)> {
+        if team.size() == 1 {
+            return self.evaluate(dev);
+        }
+        let mut acc = if team.is_root() {
+            exact_match(
+                &self.model,
+                self.dev_part(dev),
+                self.config.dev_max_len_ratio,
+            )?
+        } else {
+            0.0
+        };
+        let mut bytes = acc.to_le_bytes().to_vec();
+        team.broadcast_bytes(&mut bytes)?;
+        let received: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::arg("train", "dev accuracy from rank 0", "8 bytes", bytes.len()))?;
+        acc = f64::from_le_bytes(received);
+        Ok((acc, self.record_accuracy(acc)))
+    }
+
+    /// Updates the best/plateau bookkeeping with a new dev accuracy; returns whether it is the
+    /// best so far.
+    fn record_accuracy(&mut self, acc: f64) -> bool {
         let p = &mut self.progress;
         let best = p.evals == 0 || acc > p.best_accuracy;
         p.evals += 1;
@@ -329,7 +457,7 @@ impl Trainer {
                 p.evals_since_reduce = 0;
             }
         }
-        Ok((acc, best))
+        best
     }
 
     /// The part of `dev` that evaluations use: the first `dev_limit` examples (0: all).
@@ -355,13 +483,16 @@ impl Trainer {
     /// The batches of epoch `epoch` (shuffled with `seed + epoch`, so a resumed run sees the
     /// same order).
     pub fn epoch_batches(&self, train: &[Example], epoch: usize) -> Result<Vec<Batch>> {
-        let opts = BatchOptions {
+        make_batches(train, &self.batch_options(epoch))
+    }
+
+    fn batch_options(&self, epoch: usize) -> BatchOptions {
+        BatchOptions {
             max_tokens: self.config.max_tokens,
             max_sentences: (self.config.max_sentences > 0).then_some(self.config.max_sentences),
             shuffle: true,
             seed: self.config.seed.wrapping_add(epoch as u64),
-        };
-        make_batches(train, &opts)
+        }
     }
 
     /// The dropout RNG of batch `batch` of epoch `epoch`: derived, not carried, so a resumed run
@@ -374,6 +505,17 @@ impl Trainer {
         )
     }
 
+    /// The dropout RNG of `rank`'s share of a batch: [`Trainer::batch_rng`] for rank 0 (so one
+    /// process draws what it always drew), another stream for every other rank.
+    fn rank_batch_rng(&self, epoch: usize, batch: usize, rank: usize) -> Rng64 {
+        seeded_rng(
+            self.config.seed
+                ^ ((epoch as u64) << 32)
+                ^ (batch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+        )
+    }
+
     /// Trains until the epochs run out, the step limit, or early stopping; calls `on_event`
     /// after every step and evaluation (it may save checkpoints, and may stop the run by
     /// returning `false`).
@@ -383,30 +525,53 @@ impl Trainer {
         dev: &[EvalExample],
         mut on_event: impl FnMut(&Trainer, &Event) -> Result<bool>,
     ) -> Result<()> {
+        self.fit_shared(
+            train,
+            dev,
+            &SingleProcess,
+            StopVotes::default,
+            |tr, ev, _| on_event(tr, ev),
+        )
+    }
+
+    /// [`Trainer::fit`] as one rank of a data-parallel run (see [`crate::collective`]); every
+    /// rank of `team` calls it with the same data and configuration.
+    ///
+    /// `local_votes` says whether this rank wants to stop (a signal, its time limit); it is
+    /// asked at every step, and `on_event` receives what the ranks agreed: any rank's stop
+    /// stops all after the same step. With one rank the votes are this rank's own.
+    pub fn fit_shared(
+        &mut self,
+        train: &[Example],
+        dev: &[EvalExample],
+        team: &dyn Collective,
+        mut local_votes: impl FnMut() -> StopVotes,
+        mut on_event: impl FnMut(&Trainer, &Event, StopVotes) -> Result<bool>,
+    ) -> Result<()> {
         let start_epoch = self.progress.epoch.max(1);
         for epoch in start_epoch..=self.config.epochs {
             self.progress.epoch = epoch;
-            let batches = self.epoch_batches(train, epoch)?;
+            let groups = batch_groups(train, &self.batch_options(epoch))?;
             let skip = std::mem::take(&mut self.progress.batch_in_epoch);
-            for (i, batch) in batches.iter().enumerate().skip(skip) {
-                let mut rng = self.batch_rng(epoch, i);
+            for (i, group) in groups.iter().enumerate().skip(skip) {
                 let lr = self.optimizer.lr();
-                let (loss, norm) = self.train_step(batch, &mut rng)?;
+                let step = self.shared_step(group, (epoch, i), team, &mut local_votes)?;
                 self.progress.batch_in_epoch = i + 1;
                 let ev = Event::Step {
                     step: self.progress.step,
                     epoch,
-                    train_loss: loss,
-                    tokens: batch.target_tokens(),
-                    grad_norm: norm,
+                    train_loss: step.loss,
+                    tokens: step.tokens,
+                    grad_norm: step.norm,
                     lr,
                 };
-                if !on_event(self, &ev)? {
+                if !on_event(self, &ev, step.votes)? {
                     return Ok(());
                 }
                 let due = self.config.eval_every > 0
                     && self.progress.step.is_multiple_of(self.config.eval_every);
-                if due && !self.eval_and_report(dev, epoch, &mut on_event)? {
+                let votes = Self::votes_after_eval(team, step.votes, &mut local_votes);
+                if due && !self.eval_and_report(dev, epoch, team, votes, &mut on_event)? {
                     return Ok(());
                 }
                 if self.should_stop() {
@@ -415,7 +580,10 @@ impl Trainer {
             }
             // The epoch is complete: a checkpoint from here on resumes at the next one.
             (self.progress.epoch, self.progress.batch_in_epoch) = (epoch + 1, 0);
-            if self.config.eval_every == 0 && !self.eval_and_report(dev, epoch, &mut on_event)? {
+            let votes = Self::votes_after_eval(team, StopVotes::default(), &mut local_votes);
+            if self.config.eval_every == 0
+                && !self.eval_and_report(dev, epoch, team, votes, &mut on_event)?
+            {
                 return Ok(());
             }
             if self.should_stop() {
@@ -425,16 +593,32 @@ impl Trainer {
         Ok(())
     }
 
+    /// The votes an evaluation event carries: one process asks afresh; ranks keep what their
+    /// last step agreed (they may not decide apart between steps).
+    fn votes_after_eval(
+        team: &dyn Collective,
+        agreed: StopVotes,
+        local_votes: &mut impl FnMut() -> StopVotes,
+    ) -> StopVotes {
+        if team.size() == 1 {
+            local_votes()
+        } else {
+            agreed
+        }
+    }
+
     fn eval_and_report(
         &mut self,
         dev: &[EvalExample],
         epoch: usize,
-        on_event: &mut impl FnMut(&Trainer, &Event) -> Result<bool>,
+        team: &dyn Collective,
+        votes: StopVotes,
+        on_event: &mut impl FnMut(&Trainer, &Event, StopVotes) -> Result<bool>,
     ) -> Result<bool> {
         if dev.is_empty() {
             return Ok(true);
         }
-        let (acc, best) = self.evaluate(dev)?;
+        let (acc, best) = self.evaluate_shared(dev, team)?;
         let ev = Event::Eval {
             step: self.progress.step,
             epoch,
@@ -442,8 +626,33 @@ impl Trainer {
             best,
             lr: self.optimizer.lr(),
         };
-        on_event(self, &ev)
+        on_event(self, &ev, votes)
     }
+}
+
+/// Whether any rank wants the run to stop after the current step, and why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StopVotes {
+    /// A caller asked to stop (a signal, a server's cancel): checkpoint and stop.
+    pub stop: bool,
+    /// A time limit has passed: checkpoint, evaluate and stop.
+    pub time_limit: bool,
+}
+
+/// Values appended to the gradients in a data-parallel step's allreduce: the weighted loss and
+/// the two stop votes.
+const SHARED_EXTRAS: usize = 3;
+
+/// What one (possibly data-parallel) step reports.
+struct StepOutcome {
+    /// Mean loss over the global batch's target tokens.
+    loss: f32,
+    /// Global gradient norm before clipping.
+    norm: f32,
+    /// Target tokens of the global batch.
+    tokens: usize,
+    /// What the ranks agreed about stopping.
+    votes: StopVotes,
 }
 
 /// `(source, target)` strings as pairs with 1-based line numbers (for generated data).

@@ -6,6 +6,8 @@
 //!   MODEL_DIR/config.json         the RunConfig: [data], [model], [train]
 //!   MODEL_DIR/src_vocab.json      source vocabulary (PAD=0 BOS=1 EOS=2 UNK=3)
 //!   MODEL_DIR/tgt_vocab.json      target vocabulary
+//!   MODEL_DIR/lexicon.tsv         optional: words with known outputs, consulted before the
+//!                                 model; used when config.json names it (`text.lexicon`)
 //!   MODEL_DIR/<word_freq>         optional: target word frequencies ([decode] word_freq)
 //! ```
 
@@ -19,6 +21,7 @@ use crate::checkpoint::{
 };
 use crate::data::{EvalReport, Pair, Tokenizer, Vocab};
 use crate::error::{Error, Result};
+use crate::lexicon::Lexicon;
 use crate::limits;
 use crate::models::{self, ModelFiles};
 use crate::module::seeded_rng;
@@ -26,7 +29,7 @@ use crate::seq2seq::inference::translate;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
 use crate::seq2seq::word_freq::WordFreq;
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
-use crate::text::{self, Piece, TextConfig};
+use crate::text::{self, Numbers, Piece, TextConfig};
 use crate::train::TrainConfig;
 
 /// Where the data is and how to read it (TOML section `[data]`).
@@ -248,6 +251,24 @@ impl DecodeConfig {
     }
 }
 
+/// Where an output came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Decoded by the model.
+    #[default]
+    Model,
+    /// An entry of the lexicon (see [`Transducer::lexicon`]).
+    Lexicon,
+}
+
+impl Origin {
+    /// Whether it is [`Origin::Model`] (which JSON leaves out).
+    pub fn is_model(&self) -> bool {
+        *self == Origin::Model
+    }
+}
+
 /// One decoded output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Output {
@@ -260,9 +281,13 @@ pub struct Output {
     pub score: f32,
     /// The maximum length was reached without EOS.
     pub truncated: bool,
-    /// Attention weights per output token over the source tokens (when asked for).
+    /// Attention weights per output token over the source tokens (when asked for; none for
+    /// a lexicon entry).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attention: Vec<Vec<f32>>,
+    /// The model or the lexicon (serialized as `"origin": "lexicon"`, left out for the model).
+    #[serde(skip_serializing_if = "Origin::is_model")]
+    pub origin: Origin,
 }
 
 /// One line in sentence mode: its output and each word's outputs.
@@ -294,6 +319,8 @@ pub struct Transducer {
     pub tgt_vocab: Vocab,
     /// The configuration it was trained with.
     pub config: RunConfig,
+    /// Words with known outputs, consulted before the model (shared by clones).
+    lexicon: Option<Arc<Lexicon>>,
     /// The target word frequencies of `[decode] word_freq`, when the model has them.
     pub word_freq: Option<Arc<WordFreq>>,
 }
@@ -317,6 +344,7 @@ impl Transducer {
             src_vocab,
             tgt_vocab,
             config,
+            lexicon: None,
             word_freq: None,
         })
     }
@@ -387,10 +415,29 @@ impl Transducer {
             src_vocab,
             tgt_vocab,
             config,
+            lexicon: None,
             word_freq: None,
         };
+        t.lexicon = t.model_lexicon(files)?.map(Arc::new);
         t.word_freq = t.load_word_freq(files)?.map(Arc::new);
         Ok(t)
+    }
+
+    /// The lexicon the model directory's config names (`text.lexicon`), parsed.
+    fn model_lexicon(&self, files: &ModelFiles<'_>) -> Result<Option<Lexicon>> {
+        let Some(name) = &self.config.text.lexicon else {
+            return Ok(None);
+        };
+        let config = files.origin.join(CONFIG_FILE);
+        let path = files.origin.join(models::checked_file_name(name, &config)?);
+        match &files.lexicon {
+            Some(bytes) => self.parse_lexicon(bytes, &path).map(Some),
+            None => Err(Error::Parse {
+                path: config,
+                line: None,
+                msg: format!("text.lexicon names {name}, which the model directory lacks"),
+            }),
+        }
     }
 
     /// Parses the word-frequency file that `[decode] word_freq` names (`None` when it names
@@ -440,14 +487,106 @@ impl Transducer {
     }
 
     /// Saves atomically to `dir` (with the training state, for resuming, when given).
+    ///
+    /// A checkpoint holds no word-frequency list, so the saved config names none (and no
+    /// weight for one): the saved directory loads, as the model alone; copy the list and its
+    /// `[decode]` keys over to use it there.
     pub fn save(&self, dir: impl AsRef<Path>, state: Option<&TrainingState>) -> Result<()> {
+        let mut config = self.config.clone();
+        config.decode.word_freq = None;
+        config.decode.word_freq_weight = None;
+        config.decode.word_freq_floor = None;
         Checkpoint::save(
             dir,
             &self.model,
-            &self.config,
+            &config,
             &[("src", &self.src_vocab), ("tgt", &self.tgt_vocab)],
             state,
         )
+    }
+
+    /// The lexicon consulted before the model (by default the model directory's).
+    pub fn lexicon(&self) -> Option<&Lexicon> {
+        self.lexicon.as_deref()
+    }
+
+    /// Replaces the lexicon (`None`: the model alone). Build it with [`Self::read_lexicon`] or
+    /// [`Self::parse_lexicon`], which apply this model's rules.
+    pub fn set_lexicon(&mut self, lexicon: Option<Lexicon>) {
+        self.lexicon = lexicon.map(Arc::new);
+    }
+
+    /// Adds `lexicon` on top of the current one: its words replace the current entries of the
+    /// same words (`recur translate --lexicon FILE`).
+    pub fn add_lexicon(&mut self, lexicon: Lexicon) {
+        let merged = match self.lexicon.take() {
+            Some(current) => Arc::unwrap_or_clone(current).overridden_by(lexicon),
+            None => lexicon,
+        };
+        self.lexicon = Some(Arc::new(merged));
+    }
+
+    /// Reads a lexicon file for this model (see [`Self::parse_lexicon`]).
+    pub fn read_lexicon(&self, path: &Path) -> Result<Lexicon> {
+        Lexicon::read(path, &|w, t| self.lexicon_entry(w, t))
+    }
+
+    /// Parses a lexicon for this model: words are keyed by [`Self::lexicon_key`], and every
+    /// target token must be in the target vocabulary (a lexicon in another phoneme set, e.g.
+    /// with stress digits, is an error naming the line).
+    pub fn parse_lexicon(&self, bytes: &[u8], origin: &Path) -> Result<Lexicon> {
+        Lexicon::parse(bytes, origin, &|w, t| self.lexicon_entry(w, t))
+    }
+
+    /// A lexicon line's key and output text, or why the target is refused.
+    fn lexicon_entry(
+        &self,
+        word: &str,
+        target: &str,
+    ) -> std::result::Result<(String, String), String> {
+        let tokens = self.config.data.tgt_tokens.tokenize(target);
+        let first_real = crate::data::UNK as i64 + 1;
+        if let Some(bad) = tokens
+            .iter()
+            .find(|t| self.tgt_vocab.id(t).is_none_or(|id| id < first_real))
+        {
+            return Err(format!(
+                "target token `{bad}` is not in the model's target vocabulary"
+            ));
+        }
+        Ok((
+            self.lexicon_key(word),
+            self.config.data.tgt_tokens.detokenize(&tokens),
+        ))
+    }
+
+    /// A word as the lexicon is keyed: after the source preprocessing (lowercasing when
+    /// `[data] lowercase_src`), with `’` read as `'`.
+    pub fn lexicon_key(&self, word: &str) -> String {
+        let key = self.config.data.preprocess_source(word);
+        if key.contains('’') {
+            key.replace('’', "'")
+        } else {
+            key
+        }
+    }
+
+    /// The lexicon's outputs for `input` (at most `nbest`), if it has the word: entry `k`
+    /// (from 0) has `log_prob` = `score` = `-k`, a rank penalty of one nat per place, so the
+    /// first is 0 and the list stays in the lexicon's order.
+    fn lexicon_outputs(&self, input: &str, nbest: usize) -> Option<Vec<Output>> {
+        let entries = self.lexicon.as_ref()?.get(&self.lexicon_key(input))?;
+        // `0.0 - k`, not `-k`: the first entry's score is +0, which JSON prints as `0.0`.
+        let penalty = |k: usize| 0.0 - k as f32;
+        let output = |(k, text): (usize, &str)| Output {
+            text: text.to_string(),
+            log_prob: penalty(k),
+            score: penalty(k),
+            truncated: false,
+            attention: Vec::new(),
+            origin: Origin::Lexicon,
+        };
+        Some(entries.take(nbest.max(1)).enumerate().map(output).collect())
     }
 
     /// Source text → ids (lowercased when configured; unknown symbols → UNK; EOS appended
@@ -465,7 +604,9 @@ impl Transducer {
             .detokenize(&self.tgt_vocab.decode(&ids))
     }
 
-    /// Decodes every input; per input, its outputs best first.
+    /// Decodes every input; per input, its outputs best first. An input the lexicon has gets
+    /// its entries instead (at most `opts.nbest`, no model hypotheses after them: the lexicon
+    /// is trusted; see [`Self::lexicon`]); the others are decoded together.
     ///
     /// Memory stays bounded: inputs are decoded [`DECODE_CHUNK`] at a time (results do not
     /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
@@ -484,6 +625,25 @@ impl Transducer {
                 format!("input {} with {} characters", i + 1, s.chars().count()),
             ));
         }
+        let known: Vec<Option<Vec<Output>>> = inputs
+            .iter()
+            .map(|s| self.lexicon_outputs(s, opts.nbest))
+            .collect();
+        let misses: Vec<&str> = inputs
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(s, _)| *s)
+            .collect();
+        let mut decoded = self.decode(&misses, opts)?.into_iter();
+        Ok(known
+            .into_iter()
+            .map(|k| k.unwrap_or_else(|| decoded.next().unwrap_or_default()))
+            .collect())
+    }
+
+    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time.
+    fn decode(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
         let mut outputs = Vec::with_capacity(inputs.len());
         for part in inputs.chunks(DECODE_CHUNK) {
             let srcs: Vec<Vec<i64>> = part.iter().map(|s| self.encode_source(s)).collect();
@@ -505,12 +665,37 @@ impl Transducer {
 
     /// Scores the model on `(source, reference)` pairs with [`crate::eval::evaluate`]: sources
     /// grouped after preprocessing, decoded with `opts`, the first `k` hypotheses of each
-    /// scored.
+    /// scored. A source the lexicon has is scored on its entries instead (remove the lexicon
+    /// with [`Self::set_lexicon`] to score the model alone).
     pub fn evaluate(&self, pairs: &[Pair], opts: &DecodeOptions, k: usize) -> Result<EvalReport> {
         let opts = self.resolve_options(opts)?;
         let vocabs = (&self.src_vocab, &self.tgt_vocab);
         let examples = crate::eval::examples(pairs, &self.config.data, vocabs);
-        crate::eval::evaluate(&self.model, &examples, &opts, k)
+        let known: Vec<Option<Vec<Vec<i64>>>> = match &self.lexicon {
+            None => Vec::new(),
+            Some(_) => crate::eval::unique_sources(pairs, &self.config.data)
+                .iter()
+                .map(|src| self.lexicon_ids(src, k))
+                .collect(),
+        };
+        crate::eval::evaluate_known(&self.model, &examples, &known, &opts, k)
+    }
+
+    /// The lexicon's first `k` entries for `source` as target ids.
+    fn lexicon_ids(&self, source: &str, k: usize) -> Option<Vec<Vec<i64>>> {
+        let outputs = self.lexicon_outputs(source, k)?;
+        let tokens = &self.config.data.tgt_tokens;
+        let ids = |o: &Output| {
+            let ts = tokens.tokenize(&o.text);
+            ts.iter()
+                .map(|t| {
+                    self.tgt_vocab
+                        .id(t)
+                        .unwrap_or(crate::eval::OUT_OF_VOCABULARY)
+                })
+                .collect()
+        };
+        Some(outputs.iter().map(ids).collect())
     }
 
     fn output(&self, h: Hypothesis) -> Output {
@@ -520,12 +705,14 @@ impl Transducer {
             score: h.score,
             truncated: h.truncated,
             attention: h.attention,
+            origin: Origin::Model,
         }
     }
 
     /// Sentence mode: transduces every word of each line (see [`crate::text`]: a run of
-    /// characters the source alphabet covers) and passes everything else through, after the
-    /// model's `[text]` rules (sentence-final punctuation, digits, word separators).
+    /// characters the source alphabet covers, or a word the lexicon has) and passes everything
+    /// else through, after the model's `[text]` rules (numbers spelled out, sentence-final
+    /// punctuation, digits, word separators).
     pub fn translate_sentences(&self, lines: &[&str], opts: &DecodeOptions) -> Result<Vec<String>> {
         Ok(self
             .translate_sentences_detailed(lines, opts)?
@@ -535,16 +722,21 @@ impl Transducer {
     }
 
     /// [`Self::translate_sentences`] with, for every word of every line, its outputs best
-    /// first (`opts.nbest` of them, with attention when asked for).
+    /// first (`opts.nbest` of them, with attention when asked for). With `numbers =
+    /// "english"`, the words of a number are words of the line (`25` → `twenty`, `five`).
     pub fn translate_sentences_detailed(
         &self,
         lines: &[&str],
         opts: &DecodeOptions,
     ) -> Result<Vec<SentenceOutput>> {
-        let split: Vec<Vec<Piece>> = lines
+        let spelled: Vec<std::borrow::Cow<str>> = lines
             .iter()
-            .map(|l| text::segment(l, |c| self.covers(c)))
+            .map(|l| match self.config.text.numbers {
+                Numbers::English => crate::numbers::spell_numbers(l),
+                Numbers::Keep => std::borrow::Cow::Borrowed(*l),
+            })
             .collect();
+        let split: Vec<Vec<Piece>> = spelled.iter().map(|l| self.segment(l)).collect();
         let words: Vec<&str> = split
             .iter()
             .flatten()
@@ -576,6 +768,18 @@ impl Transducer {
             result.push(SentenceOutput { output, words });
         }
         Ok(result)
+    }
+
+    /// A line's words and the pieces between them, as sentence mode finds them: runs of
+    /// characters [`Self::covers`] accepts, joined by an apostrophe or hyphen the alphabet
+    /// lacks when the lexicon has the joined word (see [`text::segment_with`]).
+    pub fn segment<'a>(&self, line: &'a str) -> Vec<Piece<'a>> {
+        let known = |w: &str| {
+            self.lexicon
+                .as_ref()
+                .is_some_and(|l| l.contains(&self.lexicon_key(w)))
+        };
+        text::segment_with(line, |c| self.covers(c), known)
     }
 
     /// Whether the model's source alphabet has the character `c` (after the source
@@ -614,6 +818,18 @@ mod tests {
             let e = RunConfig::load(None, &[bad.to_string()]).unwrap_err();
             assert!(e.to_string().contains("--set"), "{bad}: {e}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_saved_model_loads_without_its_word_frequency_list() {
+        let dir = std::env::temp_dir().join(format!("recur-wfsave-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = shipped("hi-translit");
+        assert!(t.word_freq.is_some());
+        t.save(&dir, None).unwrap();
+        let back = Transducer::load(&dir).unwrap();
+        assert!(back.word_freq.is_none() && back.config.decode.word_freq_weight.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -675,21 +891,149 @@ mod tests {
 
     #[test]
     fn sentence_mode_keeps_word_boundaries_of_symbol_targets() {
-        let t = shipped("en-g2p");
+        let mut t = shipped("en-g2p");
         let opts = DecodeOptions {
             beam_size: 1,
             ..Default::default()
         };
-        let out = t
-            .translate_sentences(&["The quick brown fox", "don't stop"], &opts)
-            .unwrap();
-        assert_eq!(out[0].matches(" | ").count(), 3, "{}", out[0]);
+        let lines = [
+            "The quick brown fox",
+            "don't stop",
+            "don’t o'clock well-known",
+        ];
+        let out = t.translate_sentences(&lines, &opts).unwrap();
         assert_eq!(
-            out[1].matches(" | ").count(),
+            out[0], "DH AH | K W IH K | B R AW N | F AA K S",
+            "from CMUdict"
+        );
+        assert_eq!(out[1], "D OW N T | S T AA P");
+        assert_eq!(
+            out[2], "D OW N T | AH K L AA K | W EH L N OW N",
+            "joined by the lexicon"
+        );
+        t.set_lexicon(None);
+        let alone = t.translate_sentences(&lines, &opts).unwrap();
+        assert_eq!(alone[0].matches(" | ").count(), 3, "{}", alone[0]);
+        assert_eq!(
+            alone[1].matches(" | ").count(),
             1,
             "one word each: {}",
-            out[1]
+            alone[1]
         );
-        assert!(!out[1].contains('\''), "{}", out[1]);
+        assert!(!alone[1].contains('\''), "{}", alone[1]);
+        assert_eq!(
+            alone[2].matches(['’', '-']).count(),
+            2,
+            "split: {}",
+            alone[2]
+        );
+    }
+
+    #[test]
+    fn lexicon_words_come_first_and_misses_are_decoded_together() {
+        let mut t = shipped("en-g2p");
+        let opts = DecodeOptions {
+            beam_size: 3,
+            nbest: 3,
+            ..Default::default()
+        };
+        let inputs = ["Read", "zzyxqua", "the"];
+        let out = t.translate(&inputs, &opts).unwrap();
+        let texts = |o: &[Output]| o.iter().map(|h| h.text.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            texts(&out[0]),
+            ["R EH D", "R IY D"],
+            "CMUdict's order, no model after"
+        );
+        assert_eq!((out[0][0].score, out[0][1].log_prob), (0.0, -1.0));
+        assert!(out[0].iter().all(|o| o.origin == Origin::Lexicon));
+        assert_eq!(out[1].len(), 3, "decoded: {:?}", texts(&out[1]));
+        assert!(out[1].iter().all(|o| o.origin == Origin::Model));
+        let json = serde_json::to_string(&out[2][0]).unwrap();
+        assert!(json.contains(r#""origin":"lexicon""#), "{json}");
+        assert!(!serde_json::to_string(&out[1][0])
+            .unwrap()
+            .contains("origin"));
+        t.set_lexicon(None);
+        let alone = t.translate(&inputs, &opts).unwrap();
+        assert_eq!(alone[1], out[1], "a miss decodes as without the lexicon");
+        assert!(alone[0].iter().all(|o| o.origin == Origin::Model));
+    }
+
+    #[test]
+    fn a_lexicon_outside_the_target_vocabulary_is_refused_with_its_line() {
+        let mut t = shipped("en-g2p");
+        let e = t
+            .parse_lexicon(b"a\tAH\nb\tB IY1\n", Path::new("user.tsv"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "user.tsv:2: target token `IY1` is not in the model's target vocabulary"
+        );
+        let user = t.parse_lexicon("Zzyx\tZ IH K S\nthe\tTH IY".as_bytes(), Path::new("u"));
+        t.add_lexicon(user.unwrap());
+        let lex = t.lexicon().unwrap();
+        assert_eq!(
+            lex.get("zzyx").unwrap().collect::<Vec<_>>(),
+            ["Z IH K S"],
+            "keys lowercased"
+        );
+        assert_eq!(
+            lex.get("the").unwrap().collect::<Vec<_>>(),
+            ["TH IY"],
+            "overrides the model's"
+        );
+        assert_eq!(
+            lex.get("a").unwrap().collect::<Vec<_>>(),
+            ["AH", "EY"],
+            "the model's others stay"
+        );
+    }
+
+    #[test]
+    fn english_numbers_are_spelled_and_pronounced_from_the_lexicon() {
+        let t = shipped("en-g2p");
+        let opts = DecodeOptions::default();
+        let out = t
+            .translate_sentences_detailed(&["I have 25 books."], &opts)
+            .unwrap();
+        assert_eq!(
+            out[0].output,
+            "AY | HH AE V | T W EH N T IY | F AY V | B UH K S."
+        );
+        let words: Vec<&str> = out[0].words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(words, ["I", "have", "twenty", "five", "books"]);
+        assert!(out[0]
+            .words
+            .iter()
+            .all(|w| w.outputs[0].origin == Origin::Lexicon));
+    }
+
+    #[test]
+    fn a_model_directory_lexicon_must_exist_and_stay_inside() {
+        let dir = std::env::temp_dir().join(format!("recur-lexdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = shipped("hi-translit");
+        t.save(&dir, None).unwrap();
+        let set_lexicon = |name: &str| {
+            let path = dir.join(CONFIG_FILE);
+            let mut cfg: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            cfg["text"]["lexicon"] = name.into();
+            std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        };
+        set_lexicon("lexicon.tsv");
+        let e = Transducer::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("lexicon.tsv"), "{e}");
+        std::fs::write(dir.join("lexicon.tsv"), "namaste\tनमस्ते\n").unwrap();
+        let t = Transducer::load(&dir).unwrap();
+        let out = t
+            .translate(&["Namaste"], &DecodeOptions::default())
+            .unwrap();
+        assert_eq!(out[0][0].text, "नमस्ते");
+        set_lexicon("../lexicon.tsv");
+        let e = Transducer::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("expected a file name"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

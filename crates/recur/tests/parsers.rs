@@ -55,6 +55,7 @@ fn from_files(config: &[u8], src: &[u8], tgt: &[u8], weights: &[u8]) -> recur::R
         src_vocab: Cow::Borrowed(src),
         tgt_vocab: Cow::Borrowed(tgt),
         weights: Cow::Borrowed(weights),
+        lexicon: None,
         word_freq: None,
     })
 }
@@ -72,6 +73,27 @@ fn tsv_input(data: &[u8]) -> Option<recur::Result<recur::data::TsvReport>> {
         ..TsvOptions::new(src, tgt)
     };
     Some(parse_parallel_tsv(file, Path::new("fuzz.tsv"), &opts))
+}
+
+fn lexicon_input(data: &[u8]) -> recur::Result<recur::lexicon::Lexicon> {
+    let keep = |w: &str, t: &str| Ok((w.to_lowercase(), t.to_string()));
+    recur::lexicon::Lexicon::parse(data, Path::new("fuzz_lexicon.tsv"), &keep)
+}
+
+fn sentence_text_input(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    let spelled = recur::numbers::spell_numbers(line);
+    let covers = |c: char| c.is_ascii_lowercase() || c == '\'';
+    let known = |w: &str| w.len() % 3 == 0;
+    let rebuilt: String = recur::text::segment_with(&spelled, covers, known)
+        .iter()
+        .map(|p| match p {
+            recur::text::Piece::Word(w) | recur::text::Piece::Keep(w) => *w,
+        })
+        .collect();
+    assert_eq!(rebuilt, spelled);
 }
 
 fn run_config_input(data: &[u8], file: &Path) -> recur::Result<RunConfig> {
@@ -140,6 +162,23 @@ fn replay_model_config_json_regressions() {
 fn replay_model_files_regressions() {
     for (_, data) in regressions("model_files") {
         let _ = model_files_input(&data);
+    }
+}
+
+#[test]
+fn replay_lexicon_and_sentence_text_inputs() {
+    for target in ["lexicon_tsv", "sentence_text"] {
+        let seeds = fuzz_dir().join("seeds").join(target);
+        let mut inputs = regressions(target);
+        for e in std::fs::read_dir(&seeds).unwrap() {
+            let path = e.unwrap().path();
+            inputs.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+        assert!(inputs.len() >= 2, "{target}: the seeds are there");
+        for (_, data) in inputs {
+            let _ = lexicon_input(&data);
+            sentence_text_input(&data);
+        }
     }
 }
 

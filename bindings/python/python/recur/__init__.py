@@ -257,14 +257,14 @@ def import_g2p_en(npz: PathLike, out_dir: PathLike, *, force: bool = False) -> s
 
 
 class _G2pText:
-    """g2p_en's preprocessing and tokenization (without its number normalisation, which is
-    the model's to do), compiled once on first use."""
+    """g2p_en's preprocessing and tokenization, compiled once on first use; numbers are
+    spelled out first by recur's English number reader (g2p_en uses inflect for that)."""
 
     def __init__(self) -> None:
         import re
 
-        # What survives g2p_en's character filter (digits kept, so that the model's number
-        # spelling, where it has one, sees them).
+        # What survives g2p_en's character filter (digits kept: a number too long to spell
+        # stays as written).
         self.drop = re.compile(r"[^ a-z0-9'.,?!\-]")
         # Words (letters/digits joined by apostrophes or hyphens) and runs of other
         # characters, as g2p_en's TweetTokenizer splits its filtered text.
@@ -272,10 +272,11 @@ class _G2pText:
         self.word_char = re.compile(r"[a-z0-9]")
 
     def tokens(self, text: str) -> List[str]:
-        """Accents stripped, lowercased, filtered, i.e./e.g. expanded, tokenized."""
+        """Numbers spelled, accents stripped, lowercased, filtered, i.e./e.g. expanded,
+        tokenized."""
         import unicodedata
 
-        text = unicodedata.normalize("NFD", text)
+        text = unicodedata.normalize("NFD", _recur.spell_numbers(text))
         text = "".join(c for c in text if unicodedata.category(c) != "Mn").lower()
         text = self.drop.sub("", text)
         text = text.replace("i.e.", "that is").replace("e.g.", "for example")

@@ -2,8 +2,11 @@
 
 pub mod eval;
 pub mod import;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod output;
 pub mod quickstart;
 pub mod serve;
+pub mod shard;
 pub mod train;
 pub mod translate;

@@ -83,6 +83,7 @@ pub fn run(out: PathBuf, seconds: f64) -> Result<Status> {
         resume: out.join("last").exists(),
         time_limit: seconds,
         progress: true,
+        collective: None,
     };
     let summary = train::run(cfg, &args)?;
     if summary.end == RunEnd::Stopped {

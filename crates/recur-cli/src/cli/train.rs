@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use recur::collective::Collective;
 use recur::session::{RunEnd, RunOptions, RunSummary, Session};
 use recur::train::Event;
 use recur::transducer::RunConfig;
@@ -20,19 +21,26 @@ pub struct TrainArgs {
     pub resume: bool,
     /// Stop after this many seconds (0 = no limit), checkpointing first.
     pub time_limit: f64,
-    /// Draw a progress bar.
+    /// Draw a progress bar (rank 0 only).
     pub progress: bool,
+    /// The processes training together (`mpirun`), if more than this one.
+    pub collective: Option<Arc<dyn Collective>>,
 }
 
 /// A flag set by the first SIGINT, SIGTERM or SIGHUP; a second such signal exits at once
-/// (status 130).
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+/// (status 130). With `several_ranks`, SIGUSR1 sets it too: mpirun forwards SIGUSR1 to every
+/// rank and waits for them, whereas after a SIGTERM it kills them within a second
+/// (`odls_base_sigkill_timeout`), which may cut a large checkpoint short.
+fn stop_on_signals(several_ranks: bool) -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         // Registered first, so it sees the flag before this signal sets it.
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    if several_ranks {
+        signal_hook::flag::register(SIGUSR1, Arc::clone(&stop))?;
     }
     Ok(stop)
 }
@@ -45,18 +53,23 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<RunSummary> {
             args.time_limit
         );
     }
-    let stop = stop_on_signals()?;
+    let stop = stop_on_signals(args.collective.is_some())?;
     let options = RunOptions {
         out: args.out.clone(),
         resume: args.resume,
         time_limit: (args.time_limit > 0.0).then_some(args.time_limit),
         stop: Some(Arc::clone(&stop)),
+        collective: args.collective.clone(),
     };
     let mut session = Session::prepare(cfg, options)?;
-    for note in session.notes() {
-        eprintln!("{note}");
+    // Every rank prepares the same data: rank 0 alone speaks and draws.
+    let root = session.rank_and_size().0 == 0;
+    if root {
+        for note in session.notes() {
+            eprintln!("{note}");
+        }
     }
-    let bar = if args.progress {
+    let bar = if args.progress && root {
         ProgressBar::new(session.total_steps()? as u64)
     } else {
         ProgressBar::hidden()
@@ -72,7 +85,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<RunSummary> {
     let (mut last_acc, mut last_loss) = (f64::NAN, f32::NAN);
     let mut told = false;
     let result = session.run(|ev| {
-        if stop.load(Ordering::SeqCst) && !told {
+        if stop.load(Ordering::SeqCst) && !told && root {
             told = true;
             bar.suspend(|| {
                 eprintln!(
@@ -105,7 +118,7 @@ pub fn run(cfg: RunConfig, args: &TrainArgs) -> Result<RunSummary> {
     });
     bar.finish_and_clear();
     let summary = result?;
-    if summary.end != RunEnd::AlreadyFinished {
+    if summary.end != RunEnd::AlreadyFinished && root {
         let records = recur::metrics_log::read_records(&summary.log)?;
         crate::plot::plot_curves(&records, &args.out.join("curves.png"))?;
     }

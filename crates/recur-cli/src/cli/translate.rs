@@ -5,8 +5,8 @@ use std::io::{BufRead, Read, Write};
 use anyhow::{bail, Context, Result};
 use recur::limits;
 use recur::seq2seq::search::DecodeOptions;
-use recur::text::{segment, Piece};
-use recur::transducer::{Output, Transducer};
+use recur::text::Piece;
+use recur::transducer::{Origin, Output, Transducer};
 
 /// How to print.
 pub struct Format {
@@ -28,8 +28,8 @@ pub enum OutputFormat {
     /// One line per input line (n-best: one line per hypothesis, a blank line after each input).
     Text,
     /// One JSON object per input line: `{"input", "hypotheses": [{"text", "score", "log_prob",
-    /// "truncated", "alignment"?}]}`, or in sentence mode `{"input", "output", "words":
-    /// [{"word", "hypotheses"}]}`.
+    /// "truncated", "alignment"?, "origin"?}]}`, or in sentence mode `{"input", "output",
+    /// "words": [{"word", "hypotheses"}]}`; `"origin": "lexicon"` marks a lexicon entry.
     Jsonl,
 }
 
@@ -43,6 +43,9 @@ fn hypothesis_json(o: &Output, alignments: bool) -> serde_json::Value {
     });
     if alignments {
         v["alignment"] = serde_json::json!(alignment(o));
+    }
+    if o.origin == Origin::Lexicon {
+        v["origin"] = serde_json::json!(o.origin);
     }
     v
 }
@@ -127,7 +130,7 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool> {
 fn check_sources(t: &Transducer, line: &str, sentences: bool) -> Result<()> {
     let max = limits::MAX_SOURCE_CHARS;
     let longest = if sentences {
-        segment(line, |c| t.covers(c))
+        t.segment(line)
             .iter()
             .filter_map(|p| match p {
                 Piece::Word(w) => Some(w.chars().count()),

@@ -201,6 +201,16 @@ impl Batch {
 /// Errors if `max_tokens` or `max_sentences` is 0 or an example alone exceeds `max_tokens`
 /// (lower `max_src_len`/`max_tgt_len` or raise the budget).
 pub fn make_batches(examples: &[Example], opts: &BatchOptions) -> Result<Vec<Batch>> {
+    let groups = batch_groups(examples, opts)?;
+    Ok(groups.iter().map(|g| Batch::collate(g)).collect())
+}
+
+/// The examples of each batch of [`make_batches`], in the same order, before padding: data-
+/// parallel training splits each batch across processes before collating its share.
+pub fn batch_groups<'a>(
+    examples: &'a [Example],
+    opts: &BatchOptions,
+) -> Result<Vec<Vec<&'a Example>>> {
     const OP: &str = "make_batches";
     if opts.max_tokens == 0 {
         return Err(Error::arg(OP, "max_tokens", ">= 1", 0));
@@ -232,8 +242,7 @@ pub fn make_batches(examples: &[Example], opts: &BatchOptions) -> Result<Vec<Bat
     for e in order {
         let width = cur_width.max(e.cost());
         if !cur.is_empty() && ((cur.len() + 1) * width > opts.max_tokens || cur.len() == max_sent) {
-            batches.push(Batch::collate(&cur));
-            cur.clear();
+            batches.push(std::mem::take(&mut cur));
             cur_width = e.cost();
         } else {
             cur_width = width;
@@ -241,7 +250,7 @@ pub fn make_batches(examples: &[Example], opts: &BatchOptions) -> Result<Vec<Bat
         cur.push(e);
     }
     if !cur.is_empty() {
-        batches.push(Batch::collate(&cur));
+        batches.push(cur);
     }
     if opts.shuffle {
         batches.shuffle(&mut rng);

@@ -12,7 +12,9 @@ pub mod token;
 pub mod tsv;
 pub mod vocab;
 
-pub use batch::{encode_pairs, make_batches, Batch, BatchOptions, EncodeOptions, Encoded, Example};
+pub use batch::{
+    batch_groups, encode_pairs, make_batches, Batch, BatchOptions, EncodeOptions, Encoded, Example,
+};
 pub use metrics::{evaluate, levenshtein, EvalReport, References};
 pub use token::Tokenizer;
 pub use tsv::{hold_out_sources, read_parallel_tsv, Pair, SkippedLine, TsvOptions, TsvReport};
