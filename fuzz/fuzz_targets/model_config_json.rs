@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         tgt_vocab: Cow::Borrowed(include_bytes!("../seeds/tiny_model/tgt_vocab.json")),
         weights: Cow::Borrowed(include_bytes!("../seeds/tiny_model/model.safetensors")),
         lexicon: None,
+        word_freq: None,
     };
     let _ = Transducer::from_files(&files);
 });

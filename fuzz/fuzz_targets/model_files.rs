@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         tgt_vocab: Cow::Borrowed(tgt_vocab),
         weights: Cow::Borrowed(rest),
         lexicon: None,
+        word_freq: None,
     };
     let _ = Transducer::from_files(&files);
 });

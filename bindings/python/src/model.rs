@@ -67,6 +67,8 @@ impl Decode {
             max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
             min_len: self.min_len,
             return_attention: self.attention,
+            // The model's word-frequency weight ([decode] word_freq_weight), as `recur translate`.
+            ..DecodeOptions::default()
         })
     }
 }

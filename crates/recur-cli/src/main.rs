@@ -48,6 +48,11 @@ struct Decode {
     /// Minimum output tokens.
     #[arg(long, default_value_t = 0)]
     min_len: usize,
+    /// Weight λ of the target word frequencies in beam search: each finished hypothesis
+    /// scores `+ λ · log p(word)` (0 = off; default: the model's `[decode] word_freq_weight`).
+    /// Needs a model with a word-frequency list and a beam of 2 or more.
+    #[arg(long, value_name = "LAMBDA")]
+    word_freq_weight: Option<f32>,
 }
 
 impl Decode {
@@ -72,6 +77,12 @@ impl Decode {
             let max = limits::MAX_OUTPUT_TOKENS;
             bail!("--max-len: expected 1 to {max} output tokens, got {n}");
         }
+        if let Some(w) = self
+            .word_freq_weight
+            .filter(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            bail!("--word-freq-weight: expected a number >= 0 (0 = off), got {w}");
+        }
         Ok(DecodeOptions {
             beam_size: beam,
             nbest: self.nbest,
@@ -79,8 +90,24 @@ impl Decode {
             max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
             min_len: self.min_len,
             return_attention: attention,
+            // `None` lets the model's default apply (Transducer::resolve_options).
+            word_freq_weight: self.word_freq_weight,
+            word_freq: None,
         })
     }
+}
+
+/// The options as `t` decodes them (its word-frequency list and weight resolved), with a note
+/// on stderr when greedy decoding makes the frequency list inert.
+fn model_options(t: &Transducer, decode: &Decode, attention: bool) -> Result<DecodeOptions> {
+    let opts = t.resolve_options(&decode.options(attention, &t.config.decode)?)?;
+    if opts.beam_size == 1 && opts.word_freq_bonus().is_some() {
+        eprintln!(
+            "note: greedy decoding (--beam 1) does not use the word-frequency list; \
+             a beam of 2 or more re-ranks finished words by frequency"
+        );
+    }
+    Ok(opts)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -512,7 +539,7 @@ fn translate(
     }
     let mut t = load_model(&model)?;
     apply_lexicon(&mut t, &lexicon)?;
-    let opts = decode.options(fmt.alignments, &t.config.decode)?;
+    let opts = model_options(&t, &decode, fmt.alignments)?;
     let stdout = cli::output::stdout();
     match input {
         Some((p, Some(shard))) => {
@@ -546,7 +573,7 @@ fn eval(
     // holds the test words, and would score the dictionary, not the model.
     let lexicon = lexicon.map(|p| t.read_lexicon(&p)).transpose()?;
     t.set_lexicon(lexicon);
-    let opts = decode.options(false, &t.config.decode)?;
+    let opts = model_options(&t, &decode, false)?;
     if topk == 0 || topk > opts.beam_size {
         bail!(
             "--topk: expected 1 to the beam size ({}), got {topk} (raise --beam)",
@@ -558,18 +585,23 @@ fn eval(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        writeln!(out, "words            {}", r.words)?;
-        let (acc, correct) = (r.accuracy * 100.0, r.correct);
+        writeln!(out, "words            {}", r.scores.words)?;
+        let (acc, correct) = (r.scores.accuracy * 100.0, r.scores.correct);
         writeln!(out, "exact match      {acc:.2}%  ({correct} correct)")?;
-        writeln!(out, "WER              {:.2}%", r.wer * 100.0)?;
-        let (ter, edits, tokens) = (r.ter * 100.0, r.token_edits, r.ref_tokens);
+        writeln!(out, "WER              {:.2}%", r.scores.wer * 100.0)?;
+        let (ter, edits, tokens) = (
+            r.scores.ter * 100.0,
+            r.scores.token_edits,
+            r.scores.ref_tokens,
+        );
         writeln!(
             out,
             "token error rate {ter:.2}%  ({edits} edits / {tokens} reference tokens)"
         )?;
-        for (k, acc) in r.top_k.iter().enumerate().skip(1) {
+        for (k, acc) in r.scores.top_k.iter().enumerate().skip(1) {
             writeln!(out, "top-{} accuracy   {:.2}%", k + 1, acc * 100.0)?;
         }
+        writeln!(out, "decoding         {}", r.decoding.describe())?;
     }
     out.flush()?;
     Ok(())

@@ -344,7 +344,12 @@ fn bad_input_is_an_error_naming_the_file_and_line() {
     let model = dir.join("corrupt-model");
     std::fs::create_dir_all(&model).unwrap();
     let pretrained = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/hi-translit");
-    for f in ["config.json", "src_vocab.json", "tgt_vocab.json"] {
+    for f in [
+        "config.json",
+        "src_vocab.json",
+        "tgt_vocab.json",
+        "wordfreq.tsv",
+    ] {
         std::fs::copy(pretrained.join(f), model.join(f)).unwrap();
     }
     let weights = std::fs::read(pretrained.join("model.safetensors")).unwrap();
@@ -392,7 +397,7 @@ fn shipped_models_work_by_name_from_any_directory() {
             &["--sentences", "--beam", "4"],
             "main ghar ja raha hoon\n"
         ),
-        "मैं घर जा रहा हून\n"
+        "में घर जा रहा हूं\n"
     );
     assert_eq!(
         translate("en-g2p", &[], "hello\nrecurrent\n"),
@@ -451,6 +456,78 @@ fn translate_jsonl_carries_nbest_scores_and_words() {
         (Some("main"), Some("ghar"))
     );
     assert_eq!(w[1]["hypotheses"].as_array().unwrap().len(), 2);
+}
+
+/// `--word-freq-weight`: hi-translit's list re-ranks the commonest words by default, 0 turns it
+/// off, and `recur eval` says how it decoded.
+#[test]
+fn word_frequencies_rerank_by_default_and_switch_off_with_zero() {
+    let translate = |args: &[&str]| {
+        let out = with_stdin(
+            recur()
+                .args(["translate", "--model", "hi-translit"])
+                .args(args),
+            "men\nek\nhain\n",
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            err,
+        )
+    };
+    let (ok, out, _) = translate(&["--beam", "4"]);
+    assert!(ok);
+    assert_eq!(out, "में\nएक\nहैं\n");
+    let (ok, out, _) = translate(&["--beam", "4", "--word-freq-weight", "0"]);
+    assert!(ok);
+    assert_eq!(out, "मेन\nईक\nहैन\n", "the model alone");
+    let (ok, _, err) = translate(&["--beam", "1"]);
+    assert!(ok && err.contains("greedy"), "{err}");
+    // Refused before any input is read (so none is written to it).
+    let refused = |model: &str, weight: &str| {
+        let out = recur()
+            .args(["translate", "--model", model])
+            .arg(format!("--word-freq-weight={weight}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = refused("hi-translit", "-1");
+    assert!(err.contains("--word-freq-weight"), "{err}");
+    let err = refused("en-g2p", "0.5");
+    assert!(err.contains("word_freq"), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("recur-cli-wordfreq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tsv = dir.join("words.tsv");
+    std::fs::write(&tsv, "में\tmen\t1\nएक\tek\t1\n").unwrap();
+    let eval = |extra: &[&str]| {
+        let mut cmd = recur();
+        cmd.args([
+            "eval",
+            "--model",
+            "hi-translit",
+            "--beam",
+            "4",
+            "--json",
+            "--data",
+        ])
+        .arg(&tsv)
+        .args(extra);
+        serde_json::from_str::<serde_json::Value>(&run_ok(&mut cmd)).unwrap()
+    };
+    let on = eval(&[]);
+    assert_eq!(on["accuracy"], 1.0);
+    assert_eq!(on["decoding"]["word_freq"], "wordfreq.tsv");
+    assert_eq!(on["decoding"]["word_freq_applied"], true);
+    assert!(on["decoding"]["word_freq_weight"].as_f64().unwrap() > 0.0);
+    let off = eval(&["--word-freq-weight", "0"]);
+    assert_eq!(off["accuracy"], 0.0);
+    assert_eq!(off["decoding"]["word_freq_applied"], false);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Lexicons: the model's own by default, `--lexicon FILE` on top of it, `--no-lexicon` for the

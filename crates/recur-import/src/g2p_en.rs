@@ -184,6 +184,7 @@ pub fn import(npz: impl AsRef<Path>) -> Result<Transducer> {
         decode: DecodeConfig {
             beam: Some(1),
             max_len: Some(MAX_STEPS),
+            ..DecodeConfig::default()
         },
         ..RunConfig::default()
     };

@@ -234,6 +234,8 @@ impl TranslateRequest {
             max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
             min_len: self.min_len,
             return_attention: self.attention && !self.sentences,
+            // The model's word-frequency weight (`[decode] word_freq_weight`), as the CLI.
+            ..DecodeOptions::default()
         }
     }
 }

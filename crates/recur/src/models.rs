@@ -45,6 +45,8 @@ pub struct BundledModel {
     /// subdirectory of that name, named `NAME/MEMBER` (their `card` is empty). Empty for one
     /// model.
     pub members: &'static [BundledModel],
+    /// The word-frequency file its config names (`[decode] word_freq`), if any.
+    pub word_freq: Option<&'static [u8]>,
 }
 
 /// Where a model's files are.
@@ -75,6 +77,7 @@ impl ModelSource {
                 tgt_vocab: Cow::Borrowed(b.tgt_vocab),
                 weights: Cow::Borrowed(b.weights),
                 lexicon: b.lexicon.map(Cow::Borrowed),
+                word_freq: b.word_freq.map(Cow::Borrowed),
             }),
             ModelSource::Dir(dir) => read_consistent(dir),
         }
@@ -169,12 +172,17 @@ fn read_files(dir: &Path) -> Result<ModelFiles<'static>> {
         }
         None => None,
     };
+    let word_freq = match word_freq_name(&config, dir)? {
+        Some(name) => Some(read(&name)?),
+        None => None,
+    };
     Ok(ModelFiles {
         config,
         src_vocab: read("src_vocab.json")?,
         tgt_vocab: read("tgt_vocab.json")?,
         weights: read(MODEL_FILE)?,
         lexicon,
+        word_freq,
         origin: dir.to_path_buf(),
     })
 }
@@ -219,6 +227,36 @@ fn read_lexicon(path: &Path) -> Result<Cow<'static, [u8]>> {
     Ok(Cow::Owned(bytes))
 }
 
+/// The word-frequency file that a config names (`[decode] word_freq`), read ahead of the full
+/// parse so that the file is read with the others; a config that is not valid JSON names none
+/// here (the full parse reports it). The name must be a plain file name in the directory.
+fn word_freq_name(config: &[u8], dir: &Path) -> Result<Option<String>> {
+    #[derive(serde::Deserialize, Default)]
+    struct Config {
+        #[serde(default)]
+        decode: Decode,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Decode {
+        #[serde(default)]
+        word_freq: Option<String>,
+    }
+    let parsed: Config = serde_json::from_slice(config).unwrap_or_default();
+    let Some(name) = parsed.decode.word_freq else {
+        return Ok(None);
+    };
+    if plain_name(Path::new(&name)).is_none() {
+        return Err(Error::Parse {
+            path: dir.join(CONFIG_FILE),
+            line: None,
+            msg: format!(
+                "[decode] word_freq: expected a file name in the model directory, got {name:?}"
+            ),
+        });
+    }
+    Ok(Some(name))
+}
+
 /// The files of a model directory as bytes; `origin` (a directory or `bundled:NAME`) names
 /// them in error messages.
 #[derive(Debug, Clone)]
@@ -235,6 +273,8 @@ pub struct ModelFiles<'a> {
     pub weights: Cow<'a, [u8]>,
     /// The lexicon file its config's `[text] lexicon` names, when it names one.
     pub lexicon: Option<Cow<'a, [u8]>>,
+    /// The word-frequency file `[decode] word_freq` names, if it names one.
+    pub word_freq: Option<Cow<'a, [u8]>>,
 }
 
 /// A model [`available`] lists.
@@ -248,8 +288,9 @@ pub struct ModelInfo {
     pub location: String,
 }
 
-/// `bundled!("NAME")`, or `bundled!("NAME", members: ["M1", ...])` for a model whose
-/// config.json lists ensemble members (subdirectories `models/NAME/M1/`, ...).
+/// `bundled!("NAME")`, with `lexicon = "FILE"` and `word_freq = "FILE"` for a model whose config
+/// names those files, and `members: ["M1", ...]` for one whose config.json lists ensemble
+/// members (subdirectories `models/NAME/M1/`, ...). Tests check that they agree.
 #[cfg(feature = "bundled-models")]
 macro_rules! bundled {
     // An optional file of the model directory: absent, or compiled in.
@@ -262,11 +303,13 @@ macro_rules! bundled {
     (
         $name:literal
         $(, lexicon = $lexicon:literal)?
+        $(, word_freq = $word_freq:literal)?
         $(, members: [$($member:literal),* $(,)?])?
     ) => {
         BundledModel {
             card: include_str!(concat!("../../../models/", $name, "/MODEL_CARD.md")),
             lexicon: bundled!(@optional $name $(, $lexicon)?),
+            word_freq: bundled!(@optional $name $(, $word_freq)?),
             members: &[$($(bundled!(
                 @files concat!($name, "/", $member),
                 concat!($name, "/", $member),
@@ -284,6 +327,7 @@ macro_rules! bundled {
             weights: include_bytes!(concat!("../../../models/", $dir, "/model.safetensors")),
             card: "",
             lexicon: None,
+            word_freq: None,
             members: $members,
         }
     };
@@ -292,7 +336,7 @@ macro_rules! bundled {
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(feature = "bundled-models")]
 pub static BUNDLED: &[BundledModel] = &[
-    bundled!("hi-translit"),
+    bundled!("hi-translit", word_freq = "wordfreq.tsv"),
     bundled!("en-g2p", lexicon = "lexicon.tsv"),
 ];
 /// The models compiled into this build (none without the `bundled-models` feature).
@@ -453,6 +497,7 @@ mod tests {
         weights: b"",
         card: "",
         lexicon: None,
+        word_freq: None,
         members: &[],
     };
     static WITH_MEMBER: BundledModel = BundledModel {
@@ -490,6 +535,32 @@ mod tests {
                 ModelSource::Bundled(b).member(name).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn bundled_word_freq_files_are_the_ones_the_configs_name() {
+        for b in BUNDLED {
+            let named = word_freq_name(b.config, Path::new(b.name)).unwrap();
+            assert_eq!(named.is_some(), b.word_freq.is_some(), "{}", b.name);
+        }
+    }
+
+    #[test]
+    fn a_word_freq_name_must_stay_in_the_model_directory() {
+        let config = |name: &str| format!(r#"{{"decode": {{"word_freq": "{name}"}}}}"#);
+        let dir = Path::new("m");
+        assert_eq!(
+            word_freq_name(config("f.tsv").as_bytes(), dir).unwrap(),
+            Some("f.tsv".to_string())
+        );
+        for bad in ["../f.tsv", "/etc/passwd", "a/b.tsv", ""] {
+            assert!(
+                word_freq_name(config(bad).as_bytes(), dir).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(word_freq_name(b"{}", dir).unwrap(), None);
+        assert_eq!(word_freq_name(b"not json", dir).unwrap(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   MODEL_DIR/lexicon.tsv         optional: words with known outputs, consulted before the
 //!                                 model; used when config.json names it (`text.lexicon`)
 //!   MODEL_DIR/NAME/               further ensemble members, when config.json lists them
+//!   MODEL_DIR/<word_freq>         optional: target word frequencies ([decode] word_freq)
 //! ```
 //!
 //! An ensemble: config.json's top-level `"members": ["NAME", ...]` names subdirectories of the
@@ -34,6 +35,7 @@ use crate::module::seeded_rng;
 use crate::seq2seq::ensemble::translate_ensemble;
 use crate::seq2seq::inference::translate;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
+use crate::seq2seq::word_freq::WordFreq;
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use crate::text::{self, Numbers, Piece, TextConfig};
 use crate::train::TrainConfig;
@@ -169,7 +171,8 @@ impl RunConfig {
             return Err(Error::arg("run config", "members", want, first));
         }
         self.data.validate()?;
-        self.train.validate()
+        self.train.validate()?;
+        self.decode.validate_for_training()
     }
 
     /// Reads a run config: a TOML file (optional: all defaults without one) with
@@ -225,7 +228,13 @@ fn set_key(root: &mut toml::Table, assignment: &str) -> std::result::Result<(), 
 
 /// Decoding defaults stored with a model (TOML section `[decode]`); unset means the built-in
 /// default of the command line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+///
+/// Frequency-aware decoding: `word_freq` names a file of target word frequencies in the model
+/// directory (format in [`crate::seq2seq::word_freq`]); beam search adds `word_freq_weight ·
+/// log p(word)` to each finished hypothesis, with `word_freq_floor` as `p` of unlisted words.
+/// The list belongs to a model directory: a training config may not name one (checkpoints are
+/// written without it); add the file to the trained model's directory and name it there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
     /// Beam size (1 = greedy); unset: 5.
@@ -233,6 +242,30 @@ pub struct DecodeConfig {
     /// Maximum output tokens (EOS excluded); unset: 3 × source tokens + 5, at most 500 (see
     /// [`crate::seq2seq::search::MaxLen::DEFAULT`]).
     pub max_len: Option<usize>,
+    /// The word-frequency file, a plain file name in the model directory; unset: none.
+    pub word_freq: Option<String>,
+    /// λ, the default weight of `log p(word)` (0 = off); unset: 0.
+    pub word_freq_weight: Option<f32>,
+    /// Probability of a word missing from the list, in (0, 1]; unset: the list's smallest.
+    pub word_freq_floor: Option<f32>,
+}
+
+impl DecodeConfig {
+    /// Refuses word-frequency settings in a training run: checkpoints are written without the
+    /// list, so a saved config naming it (or weighing it) would not load or decode.
+    fn validate_for_training(&self) -> Result<()> {
+        let weighed = self.word_freq_weight.is_some_and(|w| w != 0.0);
+        if self.word_freq.is_none() && !weighed {
+            return Ok(());
+        }
+        Err(Error::arg(
+            "[decode]",
+            "word_freq",
+            "no word-frequency list in a training config (training does not copy it: add the \
+             file to the trained model's directory and name it in its config.json)",
+            self.word_freq.as_deref().unwrap_or("a weight"),
+        ))
+    }
 }
 
 /// Where an output came from.
@@ -258,9 +291,10 @@ impl Origin {
 pub struct Output {
     /// The output text (symbols joined by spaces, or characters concatenated).
     pub text: String,
-    /// Sum of token log-probabilities.
+    /// Sum of token log-probabilities (the model's own).
     pub log_prob: f32,
-    /// Length-normalised score.
+    /// Length-normalised score, plus `λ · log p(word)` when beam search used word
+    /// frequencies (the score the outputs are ranked by).
     pub score: f32,
     /// The maximum length was reached without EOS.
     pub truncated: bool,
@@ -308,6 +342,8 @@ pub struct Transducer {
     /// added by [`Transducer::add_member`], which checks that they read and write the same
     /// tokens.
     pub members: Vec<Seq2Seq>,
+    /// The target word frequencies of `[decode] word_freq`, when the model has them.
+    pub word_freq: Option<Arc<WordFreq>>,
 }
 
 /// Inputs decoded together by [`Transducer::translate`].
@@ -331,6 +367,7 @@ impl Transducer {
             config,
             lexicon: None,
             members: Vec::new(),
+            word_freq: None,
         })
     }
 
@@ -461,8 +498,10 @@ impl Transducer {
             config,
             lexicon: None,
             members: Vec::new(),
+            word_freq: None,
         };
         t.lexicon = t.model_lexicon(files)?.map(Arc::new);
+        t.word_freq = t.load_word_freq(files)?.map(Arc::new);
         Ok(t)
     }
 
@@ -483,14 +522,68 @@ impl Transducer {
         }
     }
 
+    /// Parses the word-frequency file that `[decode] word_freq` names (`None` when it names
+    /// none), with the words written in this model's target tokens.
+    fn load_word_freq(&self, files: &ModelFiles<'_>) -> Result<Option<WordFreq>> {
+        let decode = &self.config.decode;
+        let Some(name) = &decode.word_freq else {
+            return Ok(None);
+        };
+        let path = files.origin.join(name);
+        let bytes = files.word_freq.as_deref().ok_or_else(|| Error::Parse {
+            path: files.origin.join(CONFIG_FILE),
+            line: None,
+            msg: format!("[decode] word_freq names {name}, which the model directory lacks"),
+        })?;
+        let encode = |word: &str| -> Option<Vec<u32>> {
+            let tokens = self.config.data.tgt_tokens.tokenize(word);
+            let ids: Option<Vec<i64>> = tokens.iter().map(|t| self.tgt_vocab.id(t)).collect();
+            ids?.into_iter().map(|id| u32::try_from(id).ok()).collect()
+        };
+        WordFreq::parse(bytes, &path, encode, decode.word_freq_floor).map(Some)
+    }
+
+    /// `opts` as this model decodes them: λ (`word_freq_weight`) resolved to the model's
+    /// `[decode]` default when unset, and the model's word frequencies attached when no table
+    /// is. A weight above 0 for a model without a list is an error.
+    pub fn resolve_options(&self, opts: &DecodeOptions) -> Result<DecodeOptions> {
+        let mut opts = opts.clone();
+        let weight = opts
+            .word_freq_weight
+            .or(self.config.decode.word_freq_weight)
+            .unwrap_or(0.0);
+        opts.word_freq_weight = Some(weight);
+        if opts.word_freq.is_none() {
+            opts.word_freq = self.word_freq.clone();
+        }
+        if weight != 0.0 && opts.word_freq.is_none() {
+            return Err(Error::arg(
+                "translate",
+                "word_freq_weight",
+                "0 for a model without a word-frequency list ([decode] word_freq)",
+                weight,
+            ));
+        }
+        opts.validate()?;
+        Ok(opts)
+    }
+
     /// Saves atomically to `dir` (with the training state, for resuming, when given). Saves
     /// `model` only, not the ensemble members; the swap replaces the whole directory, member
     /// subdirectories included.
+    ///
+    /// A checkpoint holds no word-frequency list, so the saved config names none (and no
+    /// weight for one): the saved directory loads, as the model alone; copy the list and its
+    /// `[decode]` keys over to use it there.
     pub fn save(&self, dir: impl AsRef<Path>, state: Option<&TrainingState>) -> Result<()> {
+        let mut config = self.config.clone();
+        config.decode.word_freq = None;
+        config.decode.word_freq_weight = None;
+        config.decode.word_freq_floor = None;
         Checkpoint::save(
             dir,
             &self.model,
-            &self.config,
+            &config,
             &[("src", &self.src_vocab), ("tgt", &self.tgt_vocab)],
             state,
         )
@@ -603,7 +696,7 @@ impl Transducer {
     /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
     /// naming it, and a beam that would not fit in memory is refused with the estimate.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        opts.validate()?;
+        let opts = &self.resolve_options(opts)?;
         if let Some((i, s)) = inputs
             .iter()
             .enumerate()
@@ -662,6 +755,7 @@ impl Transducer {
     /// scored. A source the lexicon has is scored on its entries instead (remove the lexicon
     /// with [`Self::set_lexicon`] to score the model alone).
     pub fn evaluate(&self, pairs: &[Pair], opts: &DecodeOptions, k: usize) -> Result<EvalReport> {
+        let opts = self.resolve_options(opts)?;
         let vocabs = (&self.src_vocab, &self.tgt_vocab);
         let examples = crate::eval::examples(pairs, &self.config.data, vocabs);
         let known: Vec<Option<Vec<Vec<i64>>>> = match &self.lexicon {
@@ -671,7 +765,7 @@ impl Transducer {
                 .map(|src| self.lexicon_ids(src, k))
                 .collect(),
         };
-        crate::eval::evaluate_with(|srcs| self.decode_ids(srcs, opts), &examples, &known, k)
+        crate::eval::evaluate_with(|srcs| self.decode_ids(srcs, &opts), &examples, &known, k)
     }
 
     /// The lexicon's first `k` entries for `source` as target ids.
@@ -885,6 +979,19 @@ mod tests {
     }
 
     #[test]
+    #[test]
+    fn a_saved_model_loads_without_its_word_frequency_list() {
+        let dir = std::env::temp_dir().join(format!("recur-wfsave-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = shipped("hi-translit");
+        assert!(t.word_freq.is_some());
+        t.save(&dir, None).unwrap();
+        let back = Transducer::load(&dir).unwrap();
+        assert!(back.word_freq.is_none() && back.config.decode.word_freq_weight.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_model_with_itself_decodes_as_the_model_alone() {
         // (x + x) / 2 == x exactly: an ensemble of two copies gives the model's bits.
         let t = tiny(crate::seq2seq::AttentionKind::LuongGeneral, 1, "abcde");
@@ -925,6 +1032,21 @@ mod tests {
         let e = t.add_member(lower, "lower").unwrap_err().to_string();
         assert!(e.contains("lowercase_src"), "{e}");
         assert!(t.members.is_empty());
+    }
+
+    #[test]
+    fn training_configs_refuse_a_word_frequency_list() {
+        let mut cfg = RunConfig::default();
+        cfg.data.train = PathBuf::from("t.tsv");
+        assert!(cfg.validate().is_ok());
+        cfg.decode.word_freq_weight = Some(0.0);
+        assert!(cfg.validate().is_ok(), "off is fine");
+        cfg.decode.word_freq = Some("wordfreq.tsv".into());
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("training does not copy it"), "{e}");
+        cfg.decode.word_freq = None;
+        cfg.decode.word_freq_weight = Some(0.5);
+        assert!(cfg.validate().is_err());
     }
 
     fn shipped(name: &str) -> Transducer {

@@ -10,6 +10,7 @@ use recur::nn::RnnMode;
 use recur::seeded_rng;
 use recur::seq2seq::inference::DecodeState;
 use recur::seq2seq::search::{decode, DecodeOptions, MaxLen, StepModel};
+use recur::seq2seq::word_freq::WordFreq;
 use recur::seq2seq::{AttentionKind, Seq2Seq, Seq2SeqConfig};
 
 /// Counts the allocations (and reallocations) of the thread that enabled counting.
@@ -137,6 +138,16 @@ fn warm_step_and_select_allocate_nothing() {
 
 /// Allocations of a whole decode forced to run exactly `steps` steps (no EOS before the cap).
 fn decode_allocations(m: &Seq2Seq, beam: usize, steps: usize) -> u64 {
+    decode_allocations_with(m, beam, steps, None)
+}
+
+/// [`decode_allocations`] with word frequencies (weight 1) when given.
+fn decode_allocations_with(
+    m: &Seq2Seq,
+    beam: usize,
+    steps: usize,
+    word_freq: Option<Arc<WordFreq>>,
+) -> u64 {
     let srcs = sources();
     let lens: Vec<usize> = srcs.iter().map(|s| s.len()).collect();
     let opts = DecodeOptions {
@@ -144,6 +155,8 @@ fn decode_allocations(m: &Seq2Seq, beam: usize, steps: usize) -> u64 {
         nbest: beam.min(2),
         max_len: MaxLen::Fixed(steps),
         min_len: steps,
+        word_freq_weight: Some(1.0),
+        word_freq,
         ..DecodeOptions::default()
     };
     let mut st = state(m, &srcs);
@@ -205,4 +218,27 @@ fn warm_ensemble_steps_allocate_nothing() {
     assert_eq!(n, 0, "allocations in 10 warm ensemble steps");
     assert_eq!(logp.len(), 12 * 13);
     assert!(!attn.is_empty(), "the mean of the members with attention");
+}
+
+/// Word frequencies cost a hash lookup per finished hypothesis and no allocation: a beam search
+/// with a table allocates exactly as much as one without.
+#[test]
+fn word_frequencies_allocate_nothing() {
+    recur::gemm::set_num_threads(1);
+    // Target ids 4..13 written as the letters a..i.
+    let encode = |w: &str| -> Option<Vec<u32>> {
+        w.bytes()
+            .map(|b| (b'a'..=b'i').contains(&b).then(|| 4 + u32::from(b - b'a')))
+            .collect()
+    };
+    let list = b"ab\t0.5\nbc\t0.1\nabcdefgh\t0.01\n";
+    let path = std::path::Path::new("list.tsv");
+    let table = Arc::new(WordFreq::parse(list, path, encode, Some(1e-6)).unwrap());
+    let m = model(AttentionKind::Bahdanau, RnnMode::Lstm, 1);
+    decode_allocations(&m, 3, 32); // warm-up: the buffers that pass from decode to decode
+    for steps in [8, 32] {
+        let without = decode_allocations_with(&m, 3, steps, None);
+        let with = decode_allocations_with(&m, 3, steps, Some(Arc::clone(&table)));
+        assert_eq!(with, without, "{steps} steps");
+    }
 }

@@ -56,6 +56,7 @@ fn from_files(config: &[u8], src: &[u8], tgt: &[u8], weights: &[u8]) -> recur::R
         tgt_vocab: Cow::Borrowed(tgt),
         weights: Cow::Borrowed(weights),
         lexicon: None,
+        word_freq: None,
     })
 }
 

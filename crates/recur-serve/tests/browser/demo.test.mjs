@@ -71,7 +71,7 @@ test("the demo transliterates as you type and draws the attention heatmap", { ti
     await page.selectOption("#model", "hi-translit");
     await page.click("#text");
     await page.keyboard.type("main ghar ja raha hoon", { delay: 40 });
-    await page.waitForFunction(() => document.getElementById("output").textContent === "मैं घर जा रहा हून");
+    await page.waitForFunction(() => document.getElementById("output").textContent === "में घर जा रहा हूं");
     // A word: the n-best list and the heatmap.
     await page.fill("#text", "");
     await page.keyboard.type("kitaab", { delay: 40 });

@@ -12,6 +12,7 @@ pub mod ensemble;
 pub mod inference;
 pub mod model;
 pub mod search;
+pub mod word_freq;
 
 pub use config::{AttentionKind, Seq2SeqConfig, TokenId, BOS, EOS, PAD, UNK};
 pub use model::{Seq2Seq, Seq2SeqPacked, TokenBatch, TrainOptions, TrainOutput};

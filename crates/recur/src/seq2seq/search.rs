@@ -19,6 +19,13 @@
 //!   where `n` is the number of scored steps (tokens, plus one when EOS ended the hypothesis).
 //!   It is applied only when a hypothesis finishes and in the final ranking; live hypotheses are
 //!   pruned by raw cumulative log-probability. `alpha = 0` gives `score == log_prob` exactly.
+//! - Word frequencies (beam search only): with a [`WordFreq`] table attached and a weight
+//!   `λ = word_freq_weight > 0`, a hypothesis that finishes (EOS or the cap) scores
+//!   `log_prob / lp(n) + λ · log p(word)`, where `log p` comes from the table (its floor for an
+//!   unlisted word). Finished lists are ranked by that combined score, and `score` reports it;
+//!   `log_prob` stays the model's own. Live hypotheses are still pruned by the model alone.
+//!   Greedy decoding (beam 1) never compares finished hypotheses, so the table cannot change it.
+//!   `λ = 0` (or no table) gives exactly the scores and outputs of a search without one.
 //! - Determinism: candidates are ordered by cumulative log-prob (descending), then parent rank in
 //!   its beam, then the token's own log-prob (descending), then lower token id. Finished lists are
 //!   ordered by score, then log-prob (both descending), then token sequence (ascending).
@@ -26,9 +33,11 @@
 //!   how sources are batched (as long as the model's step is row-independent).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::word_freq::{WordFreq, OFF_LIST};
 use crate::{Error, Result};
 
 pub use crate::data::vocab::{TokenId, BOS, EOS, PAD, UNK};
@@ -123,6 +132,14 @@ pub struct DecodeOptions {
     pub length_penalty: f32,
     /// Whether to return per-token attention rows (when the model has attention).
     pub return_attention: bool,
+    /// λ, the weight of `log p(word)` added to a finished hypothesis's score (see the module
+    /// docs; beam search only). `None`: the model's stored default where a model resolves the
+    /// options ([`crate::transducer::Transducer`]), else 0. Must be finite and >= 0.
+    pub word_freq_weight: Option<f32>,
+    /// The word frequencies λ weighs (`None`: no bonus). Not serialized: a
+    /// [`crate::transducer::Transducer`] attaches its model directory's list.
+    #[serde(skip)]
+    pub word_freq: Option<Arc<WordFreq>>,
 }
 
 impl Default for DecodeOptions {
@@ -134,6 +151,8 @@ impl Default for DecodeOptions {
             min_len: 0,
             length_penalty: 0.0,
             return_attention: false,
+            word_freq_weight: None,
+            word_freq: None,
         }
     }
 }
@@ -158,7 +177,21 @@ impl DecodeOptions {
             let got = self.length_penalty;
             return Err(Error::arg(OP, "length_penalty", "finite", got));
         }
+        if let Some(w) = self
+            .word_freq_weight
+            .filter(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return Err(Error::arg(OP, "word_freq_weight", "finite and >= 0", w));
+        }
         Ok(())
+    }
+
+    /// The word-frequency table and its weight λ when they change scores (a table attached
+    /// and λ > 0), else `None`.
+    pub fn word_freq_bonus(&self) -> Option<(&WordFreq, f32)> {
+        let weight = self.word_freq_weight.unwrap_or(0.0);
+        let table = self.word_freq.as_deref()?;
+        (weight > 0.0).then_some((table, weight))
     }
 
     /// The output-token cap for a source of length `src_len` (see the module docs).
@@ -174,7 +207,8 @@ pub struct Hypothesis {
     pub tokens: Vec<TokenId>,
     /// Sum of the log-probabilities of the tokens (and of EOS when it ended the hypothesis).
     pub log_prob: f32,
-    /// `log_prob / lp(n)` (GNMT length normalization; equals `log_prob` when alpha is 0).
+    /// `log_prob / lp(n)` (GNMT length normalization; equals `log_prob` when alpha is 0), plus
+    /// `λ · log p(word)` in a beam search with word frequencies (see the module docs).
     pub score: f32,
     /// One attention row per output token, truncated to this source's length; empty unless
     /// `return_attention` is set and the model has attention.
@@ -245,7 +279,9 @@ const MAX_RESERVE: usize = 1024;
 /// rest stay live, so the beam may shrink for one step and refills from the next candidates.
 /// A source stops when it has no live hypothesis, or when it holds `nbest` finished ones and no
 /// live hypothesis can still beat the worst of them (exact bound, valid for any alpha since
-/// log-probs are <= 0). With `beam_size == 1` this is exactly [`greedy`].
+/// log-probs are <= 0; with word frequencies, plus λ times the best `log p` of a listed word the
+/// hypothesis's prefix starts, [`WordFreq::prefix_best`]). With `beam_size == 1` this is
+/// exactly [`greedy`].
 pub fn beam_search<M: StepModel>(
     model: &M,
     state: &mut M::State,
@@ -487,6 +523,8 @@ struct Live {
     node: usize,
     len: usize,
     log_prob: f32,
+    /// Its prefix's node in the word-frequency prefix tree (only read with word frequencies).
+    word: u32,
 }
 
 impl Live {
@@ -496,6 +534,7 @@ impl Live {
             node: NONE,
             len: 0,
             log_prob: 0.0,
+            word: 0, // WordFreq::prefix_root
         }
     }
 }
@@ -664,11 +703,16 @@ impl<'a, M: StepModel> Beam<'a, M> {
             return;
         }
         let log_prob = c.score;
+        let word = match self.opts.word_freq_bonus() {
+            Some((table, _)) => table.prefix_child(parent.word, c.token),
+            None => OFF_LIST,
+        };
         self.next.push(Live {
             src,
             node,
             len,
             log_prob,
+            word,
         });
         self.next_prev.push(c.token);
         self.keep.push(c.parent);
@@ -719,7 +763,12 @@ impl<'a, M: StepModel> Beam<'a, M> {
         }
         tokens.reverse();
         attention.reverse();
-        finish(tokens, attention, lp, eos, trunc, self.opts)
+        let mut h = finish(tokens, attention, lp, eos, trunc, self.opts);
+        if let Some((table, weight)) = self.opts.word_freq_bonus() {
+            // Once per finished hypothesis (a hash lookup), never per candidate.
+            h.score += weight * table.log_p(&h.tokens);
+        }
+        h
     }
 
     /// Inserts a finished hypothesis into its source's sorted list, keeping the `nbest` best.
@@ -746,9 +795,19 @@ impl<'a, M: StepModel> Beam<'a, M> {
         // log-prob <= L, so its score is at most max(L / lp(n)) over that range (lp monotone).
         let alpha = self.opts.length_penalty;
         let cap = self.opts.cap(self.src_lens[src]);
-        let lo = best.log_prob / length_penalty(alpha, best.len + 1);
-        let hi = best.log_prob / length_penalty(alpha, cap);
-        lo.max(hi) <= worst
+        let reach = |h: &Live| {
+            let lo = h.log_prob / length_penalty(alpha, h.len + 1);
+            let hi = h.log_prob / length_penalty(alpha, cap);
+            lo.max(hi)
+        };
+        match self.opts.word_freq_bonus() {
+            // Its word's bonus is at most λ times the best log p of a listed word its prefix
+            // starts (the floor when none does), which differs from row to row.
+            Some((table, weight)) => self.next[start..]
+                .iter()
+                .all(|h| reach(h) + weight * table.prefix_best(h.word) <= worst),
+            None => reach(best) <= worst,
+        }
     }
 }
 
@@ -1211,6 +1270,121 @@ mod tests {
         let e1 = greedy(m, &mut (), &[3, 2], &o).is_err();
         let e2 = beam_search(m, &mut (), &[3, 2], &opts(2, 1)).is_err();
         e1 && e2 && decode(m, &mut (), &[3], &o).is_err()
+    }
+
+    /// A table over the toy tokens: `a`..`d` are A..D.
+    fn table(text: &str, floor: Option<f32>) -> Arc<WordFreq> {
+        let encode = |w: &str| -> Option<Vec<TokenId>> {
+            w.chars()
+                .map(|c| {
+                    ('a'..='d')
+                        .contains(&c)
+                        .then(|| A + (c as u32 - 'a' as u32))
+                })
+                .collect()
+        };
+        let t = WordFreq::parse(text.as_bytes(), std::path::Path::new("t"), encode, floor);
+        Arc::new(t.unwrap())
+    }
+
+    fn with_freq(mut o: DecodeOptions, t: &Arc<WordFreq>, weight: Option<f32>) -> DecodeOptions {
+        o.word_freq = Some(Arc::clone(t));
+        o.word_freq_weight = weight;
+        o
+    }
+
+    #[test]
+    fn word_frequencies_rerank_finished_hypotheses() {
+        // [A] p = .6 * .9, [B] p = .4 * .9: the model prefers A, the list B.
+        let m = Toy::probs(8, |_, _, p| match p {
+            BOS => vec![(A, 0.6), (B, 0.4)],
+            _ => vec![(EOS, 0.9), (C, 0.1)],
+        });
+        let t = table("b\t0.5\na\t0.001\n", Some(1e-9));
+        let plain = run_beam(&m, &[0], &[3], &opts(2, 2));
+        assert_eq!(plain[0][0].tokens, vec![A]);
+        let o = with_freq(opts(2, 2), &t, Some(1.0));
+        let b = run_beam(&m, &[0], &[3], &o);
+        assert_eq!(b[0][0].tokens, vec![B]);
+        assert_eq!(b[0][1].tokens, vec![A]);
+        for (h, p) in b[0].iter().zip([0.5f64, 0.001]) {
+            let model_only = plain[0].iter().find(|x| x.tokens == h.tokens).unwrap();
+            assert_eq!(
+                h.log_prob, model_only.log_prob,
+                "log_prob stays the model's"
+            );
+            assert_eq!(h.score, model_only.score + (p.ln() as f32));
+        }
+        // Greedy cannot compare finished words: the list changes nothing at beam 1.
+        let g = run_greedy(&m, &[0], &[3], &with_freq(opts(1, 1), &t, Some(1.0)));
+        assert_eq!(g[0].tokens, vec![A]);
+    }
+
+    #[test]
+    fn unlisted_words_get_the_floor() {
+        let m = Toy::probs(8, |_, _, p| match p {
+            BOS => vec![(A, 0.6), (B, 0.4)],
+            _ => vec![(EOS, 0.9), (C, 0.1)],
+        });
+        // Only C is listed: A and B both get the floor, so the model's order stands.
+        let t = table("c\t0.5\n", Some(1e-4));
+        let b = run_beam(&m, &[0], &[3], &with_freq(opts(2, 2), &t, Some(2.0)));
+        assert_eq!(b[0][0].tokens, vec![A]);
+        assert_eq!(b[0][0].score, b[0][0].log_prob + 2.0 * 1e-4f32.ln());
+    }
+
+    #[test]
+    fn zero_weight_gives_the_bits_of_a_search_without_a_table() {
+        let m = noise(9).with_attention(7);
+        let ids: Vec<usize> = (0..12).collect();
+        let lens: Vec<usize> = ids.iter().map(|i| 1 + i % 7).collect();
+        let t = table("a\t0.5\nab\t0.1\nb\t0.01\nba\t0.2\n", Some(1e-6));
+        for alpha in [0.0, 0.7] {
+            let mut o = opts(4, 3);
+            o.length_penalty = alpha;
+            o.return_attention = true;
+            let plain = run_beam(&m, &ids, &lens, &o);
+            for weight in [None, Some(0.0)] {
+                let zero = run_beam(&m, &ids, &lens, &with_freq(o.clone(), &t, weight));
+                for (p, z) in plain.iter().zip(&zero) {
+                    assert_eq!(p.len(), z.len());
+                    p.iter().zip(z).for_each(|(p, z)| assert_same(p, z));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stopping_early_keeps_the_best_combined_score() {
+        // The stop test must allow for the bonus a live hypothesis can still earn: the best of
+        // a 1-best search equals the best of a search that keeps going for `beam` finished.
+        let m = noise(7);
+        let ids: Vec<usize> = (0..40).collect();
+        let lens = vec![4; 40];
+        let t = table("a\t0.3\nb\t0.2\nc\t0.1\ndd\t0.05\nabc\t0.05\n", Some(1e-7));
+        let mut changed = 0;
+        for weight in [0.5, 2.0] {
+            let one = run_beam(&m, &ids, &lens, &with_freq(opts(4, 1), &t, Some(weight)));
+            let all = run_beam(&m, &ids, &lens, &with_freq(opts(4, 4), &t, Some(weight)));
+            let plain = run_beam(&m, &ids, &lens, &opts(4, 1));
+            for ((o, a), p) in one.iter().zip(&all).zip(&plain) {
+                assert_same(&o[0], &a[0]);
+                changed += usize::from(o[0].tokens != p[0].tokens);
+            }
+        }
+        assert!(changed > 0, "the table changes some outputs");
+    }
+
+    #[test]
+    fn negative_or_nan_weights_are_errors() {
+        let t = table("a\t0.5\n", None);
+        for w in [-0.1, f32::NAN, f32::INFINITY] {
+            assert!(
+                with_freq(opts(2, 1), &t, Some(w)).validate().is_err(),
+                "{w}"
+            );
+        }
+        assert!(with_freq(opts(2, 1), &t, Some(0.0)).validate().is_ok());
     }
 
     #[test]
