@@ -336,7 +336,7 @@ macro_rules! bundled {
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(feature = "bundled-models")]
 pub static BUNDLED: &[BundledModel] = &[
-    bundled!("hi-translit", word_freq = "wordfreq.tsv"),
+    bundled!("hi-translit", word_freq = "wordfreq.tsv", members: ["seed-3", "seed-4"]),
     bundled!("en-g2p", lexicon = "lexicon.tsv"),
 ];
 /// The models compiled into this build (none without the `bundled-models` feature).

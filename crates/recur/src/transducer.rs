@@ -246,6 +246,9 @@ pub struct DecodeConfig {
     pub word_freq: Option<String>,
     /// λ, the default weight of `log p(word)` (0 = off); unset: 0.
     pub word_freq_weight: Option<f32>,
+    /// λ in sentence mode, where the words of running text are mostly frequent ones (tuned on
+    /// sentences, it can exceed the λ of single words); unset: `word_freq_weight`.
+    pub sentence_word_freq_weight: Option<f32>,
     /// Probability of a word missing from the list, in (0, 1]; unset: the list's smallest.
     pub word_freq_floor: Option<f32>,
 }
@@ -254,7 +257,9 @@ impl DecodeConfig {
     /// Refuses word-frequency settings in a training run: checkpoints are written without the
     /// list, so a saved config naming it (or weighing it) would not load or decode.
     fn validate_for_training(&self) -> Result<()> {
-        let weighed = self.word_freq_weight.is_some_and(|w| w != 0.0);
+        let weighed = [self.word_freq_weight, self.sentence_word_freq_weight]
+            .iter()
+            .any(|w| w.is_some_and(|w| w != 0.0));
         if self.word_freq.is_none() && !weighed {
             return Ok(());
         }
@@ -569,7 +574,8 @@ impl Transducer {
     }
 
     /// Saves atomically to `dir` (with the training state, for resuming, when given). Saves
-    /// `model` only, not the ensemble members; the swap replaces the whole directory, member
+    /// `model` only, not the ensemble members, and a config that lists none (the saved
+    /// directory loads as that one model); the swap replaces the whole directory, member
     /// subdirectories included.
     ///
     /// A checkpoint holds no word-frequency list, so the saved config names none (and no
@@ -580,6 +586,9 @@ impl Transducer {
         config.decode.word_freq = None;
         config.decode.word_freq_weight = None;
         config.decode.word_freq_floor = None;
+        config.decode.sentence_word_freq_weight = None;
+        // Nor are the members saved: a config listing them would not load.
+        config.members.clear();
         Checkpoint::save(
             dir,
             &self.model,
@@ -833,6 +842,11 @@ impl Transducer {
             })
             .collect();
         let split: Vec<Vec<Piece>> = spelled.iter().map(|l| self.segment(l)).collect();
+        let mut opts = opts.clone();
+        if opts.word_freq_weight.is_none() {
+            opts.word_freq_weight = self.config.decode.sentence_word_freq_weight;
+        }
+        let opts = &opts;
         let words: Vec<&str> = split
             .iter()
             .flatten()
@@ -950,23 +964,25 @@ mod tests {
         use crate::seq2seq::AttentionKind::{Bahdanau, LuongDot};
         let dir = temp("dir");
         let mut top = tiny(Bahdanau, 1, "abcde");
-        top.config.members = vec!["seed-2".into()];
         top.save(&dir, None).unwrap();
         tiny(LuongDot, 2, "abcde")
             .save(dir.join("seed-2"), None)
             .unwrap();
+        // config.json rewritten in place (a save lists no members, and would replace the
+        // directory, members included).
+        let write_config = |c: &RunConfig| {
+            let json = serde_json::to_vec_pretty(c).unwrap();
+            std::fs::write(dir.join(CONFIG_FILE), json).unwrap();
+        };
+        top.config.members = vec!["seed-2".into()];
+        write_config(&top.config);
         let t = Transducer::load(&dir).unwrap();
         assert_eq!(t.members.len(), 1);
         assert_eq!(t.members[0].config.attention, LuongDot);
         let out = t.translate(&["abc", "ed"], &beam(3)).unwrap();
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|o| o.len() == 3 && o[0].score.is_finite()));
-        // A member listed but missing is an error naming it (config.json rewritten in place:
-        // a save would replace the directory, members included).
-        let write_config = |c: &RunConfig| {
-            let json = serde_json::to_vec_pretty(c).unwrap();
-            std::fs::write(dir.join(CONFIG_FILE), json).unwrap();
-        };
+        // A member listed but missing is an error naming it.
         top.config.members.push("seed-3".into());
         write_config(&top.config);
         let e = Transducer::load(&dir).unwrap_err().to_string();
