@@ -33,6 +33,7 @@ struct Decode {
     max_len: Option<usize>,
     min_len: usize,
     attention: bool,
+    word_freq_weight: Option<f32>,
 }
 
 impl Decode {
@@ -54,6 +55,13 @@ impl Decode {
             let msg = format!("alpha: expected a number >= 0, got {}", self.alpha);
             return Err(value_error(msg));
         }
+        if let Some(w) = self
+            .word_freq_weight
+            .filter(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            let msg = format!("word_freq_weight: expected a number >= 0 (0 = off), got {w}");
+            return Err(value_error(msg));
+        }
         let max_len = self.max_len.or(stored.max_len);
         if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
             let max = limits::MAX_OUTPUT_TOKENS;
@@ -67,7 +75,8 @@ impl Decode {
             max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
             min_len: self.min_len,
             return_attention: self.attention,
-            // The model's word-frequency weight ([decode] word_freq_weight), as `recur translate`.
+            // `None`: the model's word-frequency weight ([decode]), as `recur translate`.
+            word_freq_weight: self.word_freq_weight,
             ..DecodeOptions::default()
         })
     }
@@ -140,7 +149,7 @@ impl Model {
     }
 
     /// Decodes each input; per input, its `nbest` best hypotheses.
-    #[pyo3(signature = (inputs, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false))]
+    #[pyo3(signature = (inputs, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false, word_freq_weight = None))]
     #[allow(clippy::too_many_arguments)] // the CLI's decoding options, one keyword each
     fn translate(
         &self,
@@ -152,6 +161,7 @@ impl Model {
         max_len: Option<usize>,
         min_len: usize,
         attention: bool,
+        word_freq_weight: Option<f32>,
     ) -> PyResult<Vec<Vec<HypothesisTuple>>> {
         let decode = Decode {
             beam,
@@ -160,6 +170,7 @@ impl Model {
             max_len,
             min_len,
             attention,
+            word_freq_weight,
         };
         let opts = decode.options(&self.inner)?;
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -171,7 +182,7 @@ impl Model {
     }
 
     /// Sentence mode: every word of each line decoded, everything else passed through.
-    #[pyo3(signature = (lines, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false))]
+    #[pyo3(signature = (lines, beam = None, nbest = 1, alpha = 0.0, max_len = None, min_len = 0, attention = false, word_freq_weight = None))]
     #[allow(clippy::too_many_arguments)] // the CLI's decoding options, one keyword each
     fn translate_sentences(
         &self,
@@ -183,6 +194,7 @@ impl Model {
         max_len: Option<usize>,
         min_len: usize,
         attention: bool,
+        word_freq_weight: Option<f32>,
     ) -> PyResult<Vec<SentenceTuple>> {
         let decode = Decode {
             beam,
@@ -191,6 +203,7 @@ impl Model {
             max_len,
             min_len,
             attention,
+            word_freq_weight,
         };
         let opts = decode.options(&self.inner)?;
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();

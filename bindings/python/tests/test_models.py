@@ -121,3 +121,12 @@ print("finished", flush=True)
             proc.kill()
     assert "finished" not in out and "KeyboardInterrupt" in err, err
     assert time.monotonic() - start < 30  # one chunk of 256 words, not the whole call
+
+
+def test_word_frequency_weight_is_an_option():
+    m = recur.load("hi-translit")
+    assert m.translate("men", beam=4) == "में"  # the model's list and λ
+    assert m.translate("men", beam=4, word_freq_weight=0) == "मेन"  # the models alone
+    assert m.translate("vah ghar gaya", sentences=True) == "वह घर गया"  # sentence λ
+    with pytest.raises(ValueError, match="word_freq_weight"):
+        m.translate("men", word_freq_weight=-1)

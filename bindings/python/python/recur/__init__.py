@@ -183,6 +183,7 @@ class Model:
         min_len: int = 0,
         attention: bool = False,
         sentences: bool = False,
+        word_freq_weight: Optional[float] = None,
     ) -> Any:
         """Decodes a string or a list of strings (same options as ``recur translate``).
 
@@ -196,6 +197,8 @@ class Model:
         - ``sentences``: sentence mode: decode every word of each line, keep spacing,
           punctuation and digits; the result per line is a string, or a :class:`Sentence`
           when ``nbest`` or ``attention`` is given.
+        - ``word_freq_weight``: λ of the model's word-frequency list (0 = the model alone;
+          default: the model's ``[decode]`` weights, in sentence mode its sentence weight).
 
         A single string in gives a single result out. Errors (an option out of range, an
         input longer than the library's limit) raise ``ValueError`` with recur's message.
@@ -206,10 +209,14 @@ class Model:
         n = 1 if nbest is None else nbest
         results: List[Any]
         if sentences:
-            lines = self._inner.translate_sentences(items, beam, n, alpha, max_len, min_len, attention)
+            lines = self._inner.translate_sentences(
+                items, beam, n, alpha, max_len, min_len, attention, word_freq_weight
+            )
             results = [_sentence(s) if detailed else s[0] for s in lines]
         else:
-            outs = self._inner.translate(items, beam, n, alpha, max_len, min_len, attention)
+            outs = self._inner.translate(
+                items, beam, n, alpha, max_len, min_len, attention, word_freq_weight
+            )
             results = [_hypotheses(h) if detailed else _best_text(h) for h in outs]
         return results[0] if isinstance(inputs, str) else results
 

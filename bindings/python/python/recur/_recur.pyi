@@ -46,6 +46,7 @@ class Model:
         max_len: Optional[int] = None,
         min_len: int = 0,
         attention: bool = False,
+        word_freq_weight: Optional[float] = None,
     ) -> List[List[_Hypothesis]]: ...
     def translate_sentences(
         self,
@@ -56,6 +57,7 @@ class Model:
         max_len: Optional[int] = None,
         min_len: int = 0,
         attention: bool = False,
+        word_freq_weight: Optional[float] = None,
     ) -> List[_Sentence]: ...
 
 class Recurrent:
