@@ -99,8 +99,18 @@ impl Decode {
 
 /// The options as `t` decodes them (its word-frequency list and weight resolved), with a note
 /// on stderr when greedy decoding makes the frequency list inert.
-fn model_options(t: &Transducer, decode: &Decode, attention: bool) -> Result<DecodeOptions> {
-    let opts = t.resolve_options(&decode.options(attention, &t.config.decode)?)?;
+fn model_options(
+    t: &Transducer,
+    decode: &Decode,
+    attention: bool,
+    sentences: bool,
+) -> Result<DecodeOptions> {
+    let asked = decode.options(attention, &t.config.decode)?;
+    let opts = if sentences {
+        t.resolve_sentence_options(&asked)?
+    } else {
+        t.resolve_options(&asked)?
+    };
     if opts.beam_size == 1 && opts.word_freq_bonus().is_some() {
         eprintln!(
             "note: greedy decoding (--beam 1) does not use the word-frequency list; \
@@ -539,7 +549,7 @@ fn translate(
     }
     let mut t = load_model(&model)?;
     apply_lexicon(&mut t, &lexicon)?;
-    let opts = model_options(&t, &decode, fmt.alignments)?;
+    let opts = model_options(&t, &decode, fmt.alignments, fmt.sentences)?;
     let stdout = cli::output::stdout();
     match input {
         Some((p, Some(shard))) => {
@@ -573,7 +583,7 @@ fn eval(
     // holds the test words, and would score the dictionary, not the model.
     let lexicon = lexicon.map(|p| t.read_lexicon(&p)).transpose()?;
     t.set_lexicon(lexicon);
-    let opts = model_options(&t, &decode, false)?;
+    let opts = model_options(&t, &decode, false, false)?;
     if topk == 0 || topk > opts.beam_size {
         bail!(
             "--topk: expected 1 to the beam size ({}), got {topk} (raise --beam)",

@@ -548,6 +548,16 @@ impl Transducer {
         WordFreq::parse(bytes, &path, encode, decode.word_freq_floor).map(Some)
     }
 
+    /// [`Self::resolve_options`] for sentence mode: an unset λ becomes the model's sentence
+    /// λ (`[decode] sentence_word_freq_weight`) when it has one.
+    pub fn resolve_sentence_options(&self, opts: &DecodeOptions) -> Result<DecodeOptions> {
+        let mut opts = opts.clone();
+        if opts.word_freq_weight.is_none() {
+            opts.word_freq_weight = self.config.decode.sentence_word_freq_weight;
+        }
+        self.resolve_options(&opts)
+    }
+
     /// `opts` as this model decodes them: λ (`word_freq_weight`) resolved to the model's
     /// `[decode]` default when unset, and the model's word frequencies attached when no table
     /// is. A weight above 0 for a model without a list is an error.
@@ -842,11 +852,7 @@ impl Transducer {
             })
             .collect();
         let split: Vec<Vec<Piece>> = spelled.iter().map(|l| self.segment(l)).collect();
-        let mut opts = opts.clone();
-        if opts.word_freq_weight.is_none() {
-            opts.word_freq_weight = self.config.decode.sentence_word_freq_weight;
-        }
-        let opts = &opts;
+        let opts = &self.resolve_sentence_options(opts)?;
         let words: Vec<&str> = split
             .iter()
             .flatten()
