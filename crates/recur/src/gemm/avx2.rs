@@ -29,22 +29,7 @@ impl Kernel for Avx2 {
         cols: usize,
         acc: bool,
     ) {
-        // One monomorphic kernel per (rows, where op(a) is, half panel): the dispatch costs a
-        // jump per tile of KC depths.
-        macro_rules! dispatch {
-            ($($r:literal)*) => {
-                match (rows, a, cols <= NR / 2) {
-                    $(
-                        ($r, TileA::Packed(ap), false) => tile::<$r, false, false>(kc, ap, 0, panel, c, ldc, cols, acc),
-                        ($r, TileA::Packed(ap), true) => tile::<$r, false, true>(kc, ap, 0, panel, c, ldc, cols, acc),
-                        ($r, TileA::Rows(ap, lda), false) => tile::<$r, true, false>(kc, ap, lda, panel, c, ldc, cols, acc),
-                        ($r, TileA::Rows(ap, lda), true) => tile::<$r, true, true>(kc, ap, lda, panel, c, ldc, cols, acc),
-                    )*
-                    _ => {}
-                }
-            };
-        }
-        dispatch!(6 5 4 3 2 1);
+        dispatch_tile!(tile, (kc, a, panel, c, ldc, cols, acc), rows, cols <= NR / 2; 6 5 4 3 2 1);
     }
 
     unsafe fn row_group(

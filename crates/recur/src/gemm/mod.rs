@@ -27,6 +27,26 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+/// A path's `Kernel::tile`: calls its `$tile::<R, ROWS, HALF>` (R one of the `$r` row counts,
+/// ROWS: op(a) in place, HALF: an edge panel of at most half the width), one monomorphic kernel
+/// per case; the dispatch costs a jump per tile of KC depths.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dispatch_tile {
+    ($tile:ident, ($kc:expr, $a:expr, $panel:expr, $c:expr, $ldc:expr, $cols:expr, $acc:expr),
+     $rows:expr, $half:expr; $($r:literal)*) => {
+        match ($rows, $a, $half) {
+            $(
+                ($r, TileA::Packed(ap), false) => $tile::<$r, false, false>($kc, ap, 0, $panel, $c, $ldc, $cols, $acc),
+                ($r, TileA::Packed(ap), true) => $tile::<$r, false, true>($kc, ap, 0, $panel, $c, $ldc, $cols, $acc),
+                ($r, TileA::Rows(ap, lda), false) => $tile::<$r, true, false>($kc, ap, lda, $panel, $c, $ldc, $cols, $acc),
+                ($r, TileA::Rows(ap, lda), true) => $tile::<$r, true, true>($kc, ap, lda, $panel, $c, $ldc, $cols, $acc),
+            )*
+            // Callers pass 1 to MR rows.
+            _ => {}
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 // AVX-512 intrinsics are stable from Rust 1.89 (the crate's rust-version must follow).
