@@ -19,7 +19,7 @@
 //! (see [`crate::models::BundledModel::members`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +32,11 @@ use crate::lexicon::Lexicon;
 use crate::limits;
 use crate::models::{self, ModelFiles, ModelSource};
 use crate::module::seeded_rng;
-use crate::seq2seq::ensemble::translate_ensemble;
-use crate::seq2seq::inference::translate;
+use crate::seq2seq::ensemble::translate_ensemble_packed;
+use crate::seq2seq::inference::translate_packed;
 use crate::seq2seq::search::{DecodeOptions, Hypothesis};
 use crate::seq2seq::word_freq::WordFreq;
-use crate::seq2seq::{Seq2Seq, Seq2SeqConfig};
+use crate::seq2seq::{Seq2Seq, Seq2SeqConfig, Seq2SeqPacked};
 use crate::text::{self, Numbers, Piece, TextConfig};
 use crate::train::TrainConfig;
 
@@ -349,6 +349,92 @@ pub struct Transducer {
     pub members: Vec<Seq2Seq>,
     /// The target word frequencies of `[decode] word_freq`, when the model has them.
     pub word_freq: Option<Arc<WordFreq>>,
+    /// The models' decoding weights, packed at the first call and kept for the next ones.
+    packs: PackCache,
+}
+
+/// Decoding weights packed from an ensemble's models ([`Seq2Seq::pack`]), kept between calls
+/// so that a served or embedded model packs once, not at every call (packing copies every
+/// weight: for en-g2p it cost more than decoding one word). A pack whose stamp no longer
+/// matches its model's parameters (a model changed since) is packed again.
+#[derive(Default)]
+struct PackCache(Mutex<Vec<Arc<Seq2SeqPacked>>>);
+
+impl PackCache {
+    fn slots(&self) -> MutexGuard<'_, Vec<Arc<Seq2SeqPacked>>> {
+        // A panic while packing leaves only complete packs behind: the slots stay usable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One current pack per model, in the models' order.
+    fn packs(&self, models: &[&Seq2Seq]) -> Result<Vec<Arc<Seq2SeqPacked>>> {
+        let mut slots = self.slots();
+        slots.truncate(models.len());
+        for (i, model) in models.iter().enumerate() {
+            if slots.get(i).is_some_and(|p| p.stamp() == model.stamp()) {
+                continue;
+            }
+            let pack = Arc::new(model.pack()?);
+            match slots.get_mut(i) {
+                Some(slot) => *slot = pack,
+                None => slots.push(pack),
+            }
+        }
+        Ok(slots.clone())
+    }
+}
+
+impl Clone for PackCache {
+    fn clone(&self) -> Self {
+        PackCache(Mutex::new(self.slots().clone()))
+    }
+}
+
+/// A set of tokens checked many times (a lexicon's targets against the target vocabulary):
+/// tokens of up to 7 bytes are compared as integers, which is several times faster than
+/// hashing or comparing CMUdict's 800,000 phonemes as strings.
+struct TokenSet<'a> {
+    short: Vec<u64>,
+    long: Vec<&'a str>,
+}
+
+impl<'a> TokenSet<'a> {
+    fn new(tokens: impl Iterator<Item = &'a str>) -> Self {
+        let (mut short, mut long) = (Vec::new(), Vec::new());
+        for t in tokens {
+            match Self::short_key(t) {
+                Some(k) => short.push(k),
+                None => long.push(t),
+            }
+        }
+        short.sort_unstable();
+        long.sort_unstable();
+        TokenSet { short, long }
+    }
+
+    /// A token of at most 7 bytes as one integer: its bytes, and its length in the last byte.
+    fn short_key(t: &str) -> Option<u64> {
+        let bytes = t.as_bytes();
+        (bytes.len() < 8).then(|| {
+            let mut b = [0u8; 8];
+            b[..bytes.len()].copy_from_slice(bytes);
+            b[7] = bytes.len() as u8;
+            u64::from_le_bytes(b)
+        })
+    }
+
+    fn contains(&self, t: &str) -> bool {
+        match Self::short_key(t) {
+            Some(k) => self.short.binary_search(&k).is_ok(),
+            None => self.long.binary_search(&t).is_ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PackCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackCache({} packs)", self.slots().len())
+    }
 }
 
 /// Inputs decoded together by [`Transducer::translate`].
@@ -373,6 +459,7 @@ impl Transducer {
             lexicon: None,
             members: Vec::new(),
             word_freq: None,
+            packs: PackCache::default(),
         })
     }
 
@@ -504,6 +591,7 @@ impl Transducer {
             lexicon: None,
             members: Vec::new(),
             word_freq: None,
+            packs: PackCache::default(),
         };
         t.lexicon = t.model_lexicon(files)?.map(Arc::new);
         t.word_freq = t.load_word_freq(files)?.map(Arc::new);
@@ -631,46 +719,77 @@ impl Transducer {
 
     /// Reads a lexicon file for this model (see [`Self::parse_lexicon`]).
     pub fn read_lexicon(&self, path: &Path) -> Result<Lexicon> {
-        Lexicon::read(path, &|w, t| self.lexicon_entry(w, t))
+        let targets = self.lexicon_targets();
+        Lexicon::read(path, &|w, t, key, out| {
+            self.lexicon_entry(&targets, w, t, key, out)
+        })
     }
 
     /// Parses a lexicon for this model: words are keyed by [`Self::lexicon_key`], and every
     /// target token must be in the target vocabulary (a lexicon in another phoneme set, e.g.
     /// with stress digits, is an error naming the line).
     pub fn parse_lexicon(&self, bytes: &[u8], origin: &Path) -> Result<Lexicon> {
-        Lexicon::parse(bytes, origin, &|w, t| self.lexicon_entry(w, t))
+        let targets = self.lexicon_targets();
+        Lexicon::parse(bytes, origin, &|w, t, key, out| {
+            self.lexicon_entry(&targets, w, t, key, out)
+        })
     }
 
-    /// A lexicon line's key and output text, or why the target is refused.
+    /// The target tokens a lexicon may use (not the special ones).
+    fn lexicon_targets(&self) -> TokenSet<'_> {
+        let first_real = crate::data::UNK as i64 + 1;
+        TokenSet::new(
+            (first_real..self.tgt_vocab.len() as i64).filter_map(|id| self.tgt_vocab.token(id)),
+        )
+    }
+
+    /// Writes a lexicon line's key and output text, or says why the target is refused.
     fn lexicon_entry(
         &self,
+        targets: &TokenSet<'_>,
         word: &str,
         target: &str,
-    ) -> std::result::Result<(String, String), String> {
-        let tokens = self.config.data.tgt_tokens.tokenize(target);
-        let first_real = crate::data::UNK as i64 + 1;
-        if let Some(bad) = tokens
-            .iter()
-            .find(|t| self.tgt_vocab.id(t).is_none_or(|id| id < first_real))
-        {
-            return Err(format!(
-                "target token `{bad}` is not in the model's target vocabulary"
-            ));
+        key: &mut String,
+        output: &mut String,
+    ) -> std::result::Result<(), String> {
+        let tokenizer = self.config.data.tgt_tokens;
+        for token in tokenizer.tokens(target) {
+            if !targets.contains(token) {
+                return Err(format!(
+                    "target token `{token}` is not in the model's target vocabulary"
+                ));
+            }
+            if !output.is_empty() {
+                output.push_str(tokenizer.separator());
+            }
+            output.push_str(token);
         }
-        Ok((
-            self.lexicon_key(word),
-            self.config.data.tgt_tokens.detokenize(&tokens),
-        ))
+        self.write_lexicon_key(word, key);
+        Ok(())
     }
 
     /// A word as the lexicon is keyed: after the source preprocessing (lowercasing when
     /// `[data] lowercase_src`), with `’` read as `'`.
     pub fn lexicon_key(&self, word: &str) -> String {
-        let key = self.config.data.preprocess_source(word);
-        if key.contains('’') {
-            key.replace('’', "'")
+        let mut key = String::with_capacity(word.len());
+        self.write_lexicon_key(word, &mut key);
+        key
+    }
+
+    /// [`Self::lexicon_key`] written into `key`.
+    fn write_lexicon_key(&self, word: &str, key: &mut String) {
+        let start = key.len();
+        if self.config.data.lowercase_src && !word.is_ascii() {
+            key.push_str(&word.to_lowercase()); // Unicode's rules (a final sigma), as training
+        } else if self.config.data.lowercase_src {
+            key.extend(word.chars().map(|c| c.to_ascii_lowercase()));
         } else {
-            key
+            key.push_str(word);
+        }
+        if key[start..].contains('’') {
+            let fixed = key[start..].replace('’', "'");
+            key.truncate(start);
+            key.push_str(&fixed);
         }
     }
 
@@ -806,10 +925,11 @@ impl Transducer {
 
     /// Decodes source ids with the model, or with the ensemble when it has members.
     fn decode_ids(&self, srcs: &[Vec<i64>], opts: &DecodeOptions) -> Result<Vec<Vec<Hypothesis>>> {
-        if self.members.is_empty() {
-            translate(&self.model, srcs, opts)
-        } else {
-            translate_ensemble(&self.ensemble(), srcs, opts)
+        let models = self.ensemble();
+        let packs = self.packs.packs(&models)?;
+        match packs.as_slice() {
+            [pack] => translate_packed(&self.model, pack, srcs, opts),
+            _ => translate_ensemble_packed(&models, &packs, srcs, opts),
         }
     }
 
@@ -965,6 +1085,59 @@ mod tests {
         }
     }
 
+    /// Flips and scales every weight, as an optimizer step would change them.
+    fn update(t: &mut Transducer) {
+        use crate::module::Module;
+        for p in std::iter::once(&mut t.model).chain(&mut t.members) {
+            for param in p.params_mut() {
+                for v in param.value.data_mut() {
+                    *v *= -1.5;
+                }
+                param.touch();
+            }
+        }
+    }
+
+    #[test]
+    fn packed_weights_are_kept_between_calls_and_renewed_after_an_update() {
+        use crate::seq2seq::AttentionKind::{Bahdanau, LuongDot};
+        let words = ["abc", "ed", "e", "dcba"];
+        for members in [0, 2] {
+            let make = || {
+                let mut t = tiny(Bahdanau, 1, "abcde");
+                for i in 0..members {
+                    t.add_member(tiny(LuongDot, 2 + i as u64, "abcde"), "m")
+                        .unwrap();
+                }
+                t
+            };
+            let mut t = make();
+            let before = t.translate(&words, &beam(3)).unwrap();
+            let first = t.packs.slots().clone();
+            assert_eq!(first.len(), 1 + members);
+            assert_eq!(t.translate(&words, &beam(3)).unwrap(), before);
+            let again = t.packs.slots().clone();
+            assert!(
+                first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)),
+                "packed again"
+            );
+            // After an update the next call decodes with the new weights, as a model that
+            // never decoded before does.
+            let copy = t.clone();
+            update(&mut t);
+            let after = t.translate(&words, &beam(3)).unwrap();
+            let mut fresh = make();
+            update(&mut fresh);
+            assert_eq!(after, fresh.translate(&words, &beam(3)).unwrap());
+            assert_ne!(
+                after, before,
+                "the update changed nothing: the test cannot tell"
+            );
+            // A clone made before the update keeps decoding with its own weights.
+            assert_eq!(copy.translate(&words, &beam(3)).unwrap(), before);
+        }
+    }
+
     #[test]
     fn a_model_directory_declares_its_ensemble_members() {
         use crate::seq2seq::AttentionKind::{Bahdanau, LuongDot};
@@ -1000,7 +1173,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
     #[test]
     fn a_saved_model_loads_without_its_word_frequency_list() {
         let dir = std::env::temp_dir().join(format!("recur-wfsave-{}", std::process::id()));

@@ -76,7 +76,11 @@ fn tsv_input(data: &[u8]) -> Option<recur::Result<recur::data::TsvReport>> {
 }
 
 fn lexicon_input(data: &[u8]) -> recur::Result<recur::lexicon::Lexicon> {
-    let keep = |w: &str, t: &str| Ok((w.to_lowercase(), t.to_string()));
+    let keep = |w: &str, t: &str, key: &mut String, out: &mut String| {
+        key.push_str(&w.to_lowercase());
+        out.push_str(t);
+        Ok(())
+    };
     recur::lexicon::Lexicon::parse(data, Path::new("fuzz_lexicon.tsv"), &keep)
 }
 

@@ -30,21 +30,31 @@ pub enum Tokenizer {
 impl Tokenizer {
     /// Splits `text` into tokens that borrow from it.
     pub fn tokenize<'a>(&self, text: &'a str) -> Vec<&'a str> {
+        self.tokens(text).collect()
+    }
+
+    /// The tokens of `text`, one at a time (no allocation).
+    pub fn tokens<'a>(&self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let chars = matches!(self, Tokenizer::Chars);
+        let symbols = if chars { "" } else { text };
+        let letters = if chars { text } else { "" };
+        letters
+            .char_indices()
+            .map(move |(i, c)| &letters[i..i + c.len_utf8()])
+            .chain(symbols.split_whitespace())
+    }
+
+    /// What [`Self::detokenize`] puts between tokens.
+    pub fn separator(&self) -> &'static str {
         match self {
-            Tokenizer::Chars => text
-                .char_indices()
-                .map(|(i, c)| &text[i..i + c.len_utf8()])
-                .collect(),
-            Tokenizer::Symbols => text.split_whitespace().collect(),
+            Tokenizer::Chars => "",
+            Tokenizer::Symbols => " ",
         }
     }
 
     /// Joins tokens back: concatenated for `Chars`, single spaces for `Symbols`.
     pub fn detokenize<S: AsRef<str>>(&self, tokens: &[S]) -> String {
-        let sep = match self {
-            Tokenizer::Chars => "",
-            Tokenizer::Symbols => " ",
-        };
+        let sep = self.separator();
         let mut out = String::new();
         for (i, t) in tokens.iter().enumerate() {
             if i > 0 {

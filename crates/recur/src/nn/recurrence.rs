@@ -300,16 +300,24 @@ pub fn forward(
 ) -> Option<DirTrace> {
     let (tb, gh, hid, ho) = (d.steps * d.batch, d.gates(), d.hidden, d.out);
     // (A) input projection of all steps, biases folded in (GRU keeps b_hh for step (C)).
-    let mut gates = vec![0.0f32; tb * gh];
-    match x {
-        SweepInput::Features(x) => project_inputs(packed, x, tb, &mut gates, threads),
-        SweepInput::Tokens(ids) => {
-            let table = packed.table.as_deref().expect("token input needs a table");
-            for (g, &id) in gates.chunks_exact_mut(gh).zip(ids) {
-                g.copy_from_slice(&table[id as usize * gh..][..gh]);
-            }
+    let mut gates = match x {
+        SweepInput::Features(x) => {
+            let mut gates = vec![0.0f32; tb * gh];
+            project_inputs(packed, x, tb, &mut gates, threads);
+            gates
         }
-    }
+        SweepInput::Tokens(ids) => {
+            // Filled row by row from the table, not zeroed first (a chunk of 256 words makes
+            // this several megabytes).
+            let table = packed.table.as_deref().expect("token input needs a table");
+            let mut gates = Vec::with_capacity(tb * gh);
+            for &id in ids.iter().take(tb) {
+                gates.extend_from_slice(&table[id as usize * gh..][..gh]);
+            }
+            gates.resize(tb * gh, 0.0);
+            gates
+        }
+    };
 
     let per_step = |width: usize| if train { tb * width } else { d.batch * width };
     let mut hg = if d.mode == RnnMode::Gru {

@@ -25,7 +25,7 @@
 
 use super::inference::{encode_sources, DecodeState};
 use super::search::{decode, DecodeOptions, Hypothesis, StepModel};
-use super::{Seq2Seq, TokenId};
+use super::{Seq2Seq, Seq2SeqPacked, TokenId};
 use crate::error::{Error, Result};
 
 /// Several step models decoded as one (see the [module docs](self)).
@@ -188,15 +188,38 @@ pub fn translate_ensemble(
     sources: &[Vec<i64>],
     opts: &DecodeOptions,
 ) -> Result<Vec<Vec<Hypothesis>>> {
+    let packs = members
+        .iter()
+        .map(|m| m.pack())
+        .collect::<Result<Vec<_>>>()?;
+    translate_ensemble_packed(members, &packs, sources, opts)
+}
+
+/// [`translate_ensemble`] with each member's weights packed once by [`Seq2Seq::pack`]
+/// (`packs[i]` from `members[i]`), for callers that decode many times (the same results).
+pub fn translate_ensemble_packed<P: std::borrow::Borrow<Seq2SeqPacked>>(
+    members: &[&Seq2Seq],
+    packs: &[P],
+    sources: &[Vec<i64>],
+    opts: &DecodeOptions,
+) -> Result<Vec<Vec<Hypothesis>>> {
     if sources.is_empty() {
         return Ok(Vec::new());
+    }
+    if packs.len() != members.len() {
+        let got = format!("{} packs for {} members", packs.len(), members.len());
+        return Err(Error::arg(
+            "translate_ensemble",
+            "packs",
+            "one pack per member",
+            got,
+        ));
     }
     let ensemble = Ensemble::new(members.to_vec())?;
     let mut states: Vec<DecodeState> = Vec::with_capacity(members.len());
     let mut lengths = Vec::new();
-    for m in members {
-        let packed = m.pack()?;
-        let (state, lens) = encode_sources(m, &packed, sources)?;
+    for (m, packed) in members.iter().zip(packs) {
+        let (state, lens) = encode_sources(m, packed.borrow(), sources)?;
         states.push(state);
         lengths = lens;
     }

@@ -29,6 +29,13 @@ pub struct Seq2SeqPacked {
     stamp: u64,
 }
 
+impl Seq2SeqPacked {
+    /// The [`Seq2Seq::stamp`] of the parameters it was packed from.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
+    }
+}
+
 /// An encoder-decoder with attention.
 #[derive(Clone, Debug)]
 pub struct Seq2Seq {
