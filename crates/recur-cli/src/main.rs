@@ -207,8 +207,13 @@ enum Command {
         #[arg(long, required = true)]
         model: Vec<PathBuf>,
         /// Test TSV.
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "dev")]
+        data: Option<PathBuf>,
+        /// Score on the dev set the (first) model was trained with: its config's `data.dev`,
+        /// or the `data.dev_holdout` words held out of `data.train` (paths as in training,
+        /// e.g. from the repository root for the shipped models).
+        #[arg(long, conflicts_with_all = ["data", "src_col", "tgt_col"])]
+        dev: bool,
         /// Source column (default: as trained).
         #[arg(long)]
         src_col: Option<usize>,
@@ -348,6 +353,7 @@ fn main() -> ExitCode {
         Command::Eval {
             model,
             data,
+            dev: _,
             src_col,
             tgt_col,
             decode,
@@ -571,7 +577,7 @@ fn translate(
 
 fn eval(
     model: Vec<PathBuf>,
-    data: PathBuf,
+    data: Option<PathBuf>,
     cols: Option<(usize, usize)>,
     decode: Decode,
     lexicon: Option<PathBuf>,
@@ -590,7 +596,11 @@ fn eval(
             opts.beam_size
         );
     }
-    let r = cli::eval::run(&t, &data, cols, &opts, topk)?;
+    let pairs = match &data {
+        Some(data) => cli::eval::read_data(&t, data, cols)?,
+        None => recur::session::dev_pairs(&t.config)?,
+    };
+    let r = cli::eval::run(&t, &pairs, &opts, topk)?;
     let mut out = cli::output::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;

@@ -154,6 +154,41 @@ pub struct Session {
 }
 
 /// Reads one TSV of the run, lowercasing sources when configured; skipped lines become a note.
+/// The training and dev pairs of `cfg`: `data.train` less the `dev_holdout` sources held out
+/// as the dev set, or `data.train` and `data.dev` (none without either).
+fn read_split(cfg: &RunConfig, notes: &mut Vec<String>) -> Result<(Vec<Pair>, Vec<Pair>)> {
+    let train = read_pairs(&cfg.data.train, cfg, notes)?;
+    if cfg.data.dev_holdout > 0 {
+        if cfg.data.dev.is_some() {
+            return Err(Error::arg(
+                "train",
+                "[data] dev_holdout",
+                "either dev or dev_holdout, not both",
+                cfg.data.dev_holdout,
+            ));
+        }
+        let (n, seed) = (cfg.data.dev_holdout, cfg.data.dev_holdout_seed);
+        return Ok(crate::data::hold_out_sources(train, n, seed));
+    }
+    let dev = match &cfg.data.dev {
+        Some(p) => read_pairs(p, cfg, notes)?,
+        None => Vec::new(),
+    };
+    Ok((train, dev))
+}
+
+/// The dev set a training run of `cfg` is scored on (`data.dev`, or the `data.dev_holdout`
+/// sources held out of `data.train` with their seed), for scoring other models on it: an
+/// ensemble, an average, another decoding. Paths are as the run read them.
+pub fn dev_pairs(cfg: &RunConfig) -> Result<Vec<Pair>> {
+    let (_, dev) = read_split(cfg, &mut Vec::new())?;
+    if dev.is_empty() {
+        let got = "no data.dev file, no data.dev_holdout";
+        return Err(Error::arg("dev_pairs", "[data]", "a dev set", got));
+    }
+    Ok(dev)
+}
+
 fn read_pairs(path: &Path, cfg: &RunConfig, notes: &mut Vec<String>) -> Result<Vec<Pair>> {
     let mut opts = TsvOptions::new(cfg.data.src_col, cfg.data.tgt_col);
     opts.skip_bad_lines = cfg.data.skip_bad_lines;
@@ -259,23 +294,7 @@ impl Session {
     fn prepare_locked(cfg: RunConfig, options: &RunOptions) -> Result<Prepared> {
         let out = &options.out;
         let mut notes = Vec::new();
-        let mut train_pairs = read_pairs(&cfg.data.train, &cfg, &mut notes)?;
-        let mut held_out = Vec::new();
-        if cfg.data.dev_holdout > 0 {
-            if cfg.data.dev.is_some() {
-                return Err(Error::arg(
-                    "train",
-                    "[data] dev_holdout",
-                    "either dev or dev_holdout, not both",
-                    cfg.data.dev_holdout,
-                ));
-            }
-            (train_pairs, held_out) = crate::data::hold_out_sources(
-                train_pairs,
-                cfg.data.dev_holdout,
-                cfg.data.dev_holdout_seed,
-            );
-        }
+        let (train_pairs, dev_pairs) = read_split(&cfg, &mut notes)?;
         let last = options.resume.then(|| out.join("last"));
         let (src_vocab, tgt_vocab, cfg) = match &last {
             Some(last) => resumed_setup(cfg, last)?,
@@ -306,10 +325,6 @@ impl Session {
                 encoded.empty_src.len()
             ));
         }
-        let dev_pairs = match &cfg.data.dev {
-            Some(p) => read_pairs(p, &cfg, &mut notes)?,
-            None => held_out,
-        };
         let dev = crate::eval::examples(&dev_pairs, &cfg.data, (&src_vocab, &tgt_vocab));
         if cfg.data.src_eos {
             // As `DataConfig::encode_source` does for evaluation and translation.

@@ -63,23 +63,29 @@ impl Decoding {
     }
 }
 
-/// Scores `model` on `data` (columns as the model was trained with unless given) with `opts`
-/// as [`Transducer::resolve_options`] made them.
-pub fn run(
+/// Reads the pairs of `data` (columns as the model was trained with unless given).
+pub fn read_data(
     t: &Transducer,
     data: &Path,
     cols: Option<(usize, usize)>,
-    opts: &DecodeOptions,
-    topk: usize,
-) -> Result<Report> {
+) -> Result<Vec<recur::data::Pair>> {
     let (src_col, tgt_col) = cols.unwrap_or((t.config.data.src_col, t.config.data.tgt_col));
     let mut tsv = TsvOptions::new(src_col, tgt_col);
     tsv.skip_bad_lines = t.config.data.skip_bad_lines;
-    let pairs = read_parallel_tsv(data, &tsv)?.pairs;
+    Ok(read_parallel_tsv(data, &tsv)?.pairs)
+}
+
+/// Scores `model` on `pairs` with `opts` as [`Transducer::resolve_options`] made them.
+pub fn run(
+    t: &Transducer,
+    pairs: &[recur::data::Pair],
+    opts: &DecodeOptions,
+    topk: usize,
+) -> Result<Report> {
     let mut opts = opts.clone();
     opts.nbest = opts.nbest.max(topk.min(opts.beam_size));
     Ok(Report {
-        scores: t.evaluate(&pairs, &opts, topk)?,
+        scores: t.evaluate(pairs, &opts, topk)?,
         decoding: Decoding::new(t, &opts),
     })
 }
