@@ -622,7 +622,14 @@ fn eval_dev_scores_the_held_out_words_of_training() {
     let json = run_ok(
         recur()
             .current_dir(&root)
-            .args(["--threads", "1", "eval", "--model", "models/en-g2p", "--dev"])
+            .args([
+                "--threads",
+                "1",
+                "eval",
+                "--model",
+                "models/en-g2p",
+                "--dev",
+            ])
             .args(["--beam", "1", "--json"]),
     );
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -631,7 +638,14 @@ fn eval_dev_scores_the_held_out_words_of_training() {
     // --dev takes no --data.
     let out = recur()
         .current_dir(&root)
-        .args(["eval", "--model", "models/en-g2p", "--dev", "--data", "x.tsv"])
+        .args([
+            "eval",
+            "--model",
+            "models/en-g2p",
+            "--dev",
+            "--data",
+            "x.tsv",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

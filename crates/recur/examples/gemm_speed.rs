@@ -56,6 +56,9 @@ fn main() {
             Trans::N,
         ),
         ("dh 64x512x2048 (N,N)", 64, 512, 2048, Trans::N, Trans::N),
+        // One row through g2p_en's GRU weights (768 = 3 gates × 256), packed once: the
+        // batch-1 step of w4-g2p-b1, its weights resident in L2 (786 KB).
+        ("step 1x768x256 (N,T)", 1, 768, 256, Trans::N, Trans::T),
         // Beam-search decoder steps of hi-translit at batch 256 × beam 4 (weights packed once):
         // the gates, the attention query and the output layer.
         (
@@ -91,8 +94,9 @@ fn main() {
             let mut c = vec![0.0f32; m * n];
             let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 2000.0) as usize;
             // The weights of a recurrence or a decoder step are packed once and reused (the
-            // "beam" shapes); gradients and one-off products pack at every call.
-            let packed = name.starts_with("beam").then(|| PackedB::new(&b, tb, k, n));
+            // "beam" and "step" shapes); gradients and one-off products pack at every call.
+            let prepacked = name.starts_with("beam") || name.starts_with("step");
+            let packed = prepacked.then(|| PackedB::new(&b, tb, k, n));
             let run = |c: &mut [f32]| match &packed {
                 Some(p) => matmul_packed(c, &a, ta, p, m, false, threads),
                 None => matmul(c, &a, ta, &b, tb, m, n, k, false, threads),

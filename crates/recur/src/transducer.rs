@@ -581,7 +581,8 @@ impl Transducer {
                 ),
             });
         }
-        let mut model = Seq2Seq::new(config.model.clone(), &mut seeded_rng(0))?;
+        // Every parameter is set from the file next (set_params refuses a missing one).
+        let mut model = Seq2Seq::new(config.model.clone(), &mut crate::module::Unset)?;
         set_params(tensors, &weights, &mut model)?;
         let mut t = Transducer {
             model,

@@ -9,7 +9,7 @@
 
 use super::rnn::{Rnn, RnnCache, RnnConfig, RnnMode, RnnState};
 use crate::error::{Error, Result};
-use crate::module::{Module, Param, Rng64};
+use crate::module::{Init, Module, Param};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// One recurrent cell (LSTM, GRU or Elman RNN).
@@ -51,7 +51,7 @@ impl RnnCell {
         input_size: usize,
         hidden_size: usize,
         bias: bool,
-        rng: &mut Rng64,
+        rng: &mut impl Init,
     ) -> Result<Self> {
         let mut cfg = RnnConfig::lstm(input_size, hidden_size).bias(bias);
         cfg.mode = mode;

@@ -1,10 +1,8 @@
 //! `torch.nn.Embedding`: a lookup table of rows, with an optional padding row that never
 //! receives gradient.
 
-use rand::Rng;
-
 use crate::error::{Error, Result};
-use crate::module::{Module, Param, Rng64};
+use crate::module::{Init, Module, Param};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// A lookup table `weight` `[num_embeddings, embedding_dim]` (PyTorch name `weight`).
@@ -16,26 +14,16 @@ pub struct Embedding {
     pub padding_idx: Option<usize>,
 }
 
-/// One N(0, 1) sample by Box–Muller (PyTorch's `normal_` init; the stream differs from torch's).
-fn standard_normal(rng: &mut Rng64) -> f32 {
-    // 1 - u lies in (0, 1], so the log is finite.
-    let u1: f64 = 1.0 - rng.gen::<f64>();
-    let u2: f64 = rng.gen::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
-
 impl Embedding {
     /// A table initialised like PyTorch: N(0, 1), with the padding row zeroed.
     pub fn new(
         num_embeddings: usize,
         embedding_dim: usize,
         padding_idx: Option<usize>,
-        rng: &mut Rng64,
+        rng: &mut impl Init,
     ) -> Result<Self> {
         let mut weight = Tensor::zeros(&[num_embeddings, embedding_dim]);
-        for v in weight.data_mut() {
-            *v = standard_normal(rng);
-        }
+        rng.normal(weight.data_mut());
         let mut e = Embedding::from_weight(weight, padding_idx)?;
         if let Some(p) = padding_idx {
             e.weight.value.data_mut()[p * embedding_dim..(p + 1) * embedding_dim].fill(0.0);

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gemm::{matmul, matmul_packed, num_threads, PackedB, Trans};
-use crate::module::{Module, Param, Rng64};
+use crate::module::{Init, Module, Param};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// A fully connected layer with PyTorch's parameter names (`weight` `[out, in]`, `bias` `[out]`).
@@ -16,7 +16,7 @@ pub struct Linear {
 
 impl Linear {
     /// A layer initialised like PyTorch: weight and bias from U(-1/√in, 1/√in).
-    pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut Rng64) -> Self {
+    pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut impl Init) -> Self {
         // PyTorch's kaiming_uniform_(a=√5) reduces to this bound; with no inputs there is no
         // fan-in and PyTorch leaves the bias bound at 0.
         let bound = if in_features > 0 {
@@ -24,15 +24,15 @@ impl Linear {
         } else {
             0.0
         };
-        let uniform = |name: &str, shape: &[usize], rng: &mut Rng64| {
+        let mut uniform = |name: &str, shape: &[usize]| {
             if bound > 0.0 {
                 Param::uniform(name, shape, bound, rng)
             } else {
                 Param::new(name, Tensor::zeros(shape))
             }
         };
-        let weight = uniform("weight", &[out_features, in_features], rng);
-        let bias = bias.then(|| uniform("bias", &[out_features], rng));
+        let weight = uniform("weight", &[out_features, in_features]);
+        let bias = bias.then(|| uniform("bias", &[out_features]));
         Linear { weight, bias }
     }
 
@@ -270,7 +270,7 @@ mod tests {
     use crate::module::seeded_rng;
     use rand::Rng;
 
-    fn randn(shape: &[usize], rng: &mut Rng64) -> Tensor {
+    fn randn(shape: &[usize], rng: &mut crate::module::Rng64) -> Tensor {
         let n = shape.iter().product();
         Tensor::from_vec(shape, (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap()
     }

@@ -22,7 +22,7 @@ use super::recurrence::{
 };
 use crate::error::{Error, Result};
 use crate::gemm::num_threads;
-use crate::module::{mix_version, Module, Param, Rng64};
+use crate::module::{mix_version, Init, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -179,7 +179,7 @@ impl RnnConfig {
     }
 
     /// Builds the layer, parameters drawn from U(-1/√H, 1/√H) as PyTorch does.
-    pub fn build(&self, rng: &mut Rng64) -> Result<Rnn> {
+    pub fn build(&self, rng: &mut impl Init) -> Result<Rnn> {
         self.validate()?;
         let (h, g, ho, dirs) = (
             self.hidden_size,

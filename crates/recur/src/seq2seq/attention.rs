@@ -16,7 +16,7 @@ use super::config::AttentionKind;
 use crate::error::Result;
 use crate::gemm::PackedB;
 use crate::kernels::{self, tanh};
-use crate::module::{Module, Param, Rng64};
+use crate::module::{Init, Module, Param};
 use crate::nn::linear::Linear;
 use crate::tensor::Tensor;
 
@@ -253,7 +253,12 @@ fn softmax_and_context_backward(
 
 impl Bahdanau {
     /// `query_dim` Q (decoder hidden), `key_dim` K (encoder output), `attn_dim` A.
-    pub fn new(query_dim: usize, key_dim: usize, attn_dim: usize, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(
+        query_dim: usize,
+        key_dim: usize,
+        attn_dim: usize,
+        rng: &mut impl Init,
+    ) -> Result<Self> {
         let mut a = Bahdanau {
             w_query: Linear::new(query_dim, attn_dim, true, rng),
             w_key: Linear::new(key_dim, attn_dim, false, rng),
@@ -340,7 +345,7 @@ impl Bahdanau {
 
 impl Luong {
     /// Decoder hidden size `dim` (= key size); `general` adds `W_key`.
-    pub fn new(dim: usize, general: bool, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(dim: usize, general: bool, rng: &mut impl Init) -> Result<Self> {
         let mut w_key = if general {
             Some(Linear::new(dim, dim, false, rng))
         } else {
@@ -438,7 +443,12 @@ pub struct OutputGrad {
 
 impl Attention {
     /// The attention of `kind` for a decoder of hidden size `hd` (= key size K).
-    pub fn new(kind: AttentionKind, hd: usize, attn_dim: usize, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(
+        kind: AttentionKind,
+        hd: usize,
+        attn_dim: usize,
+        rng: &mut impl Init,
+    ) -> Result<Self> {
         let mut a = match kind {
             AttentionKind::None => Attention::None,
             AttentionKind::Bahdanau => Attention::Bahdanau(Bahdanau::new(hd, hd, attn_dim, rng)?),

@@ -18,7 +18,7 @@ use super::attention::{add_into, zeroed, Attention, AttnWork, Memory, MemoryGrad
 use super::config::{Seq2SeqConfig, TokenId, PAD};
 use crate::error::{Error, Result};
 use crate::gemm::PackedB;
-use crate::module::{mix_version, Module, Param, Rng64};
+use crate::module::{mix_version, Init, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::linear::Linear;
@@ -212,7 +212,7 @@ pub struct Decoder {
 
 impl Decoder {
     /// Builds the decoder of `cfg` (hidden Hd = D·H, keys K = D·H).
-    pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(cfg: &Seq2SeqConfig, rng: &mut impl Init) -> Result<Self> {
         let (hd, e) = (cfg.decoder_hidden(), cfg.emb_dim);
         let mut embedding = Embedding::new(cfg.tgt_vocab, e, Some(PAD as usize), rng)?;
         embedding.prefix_names("decoder.embedding.");

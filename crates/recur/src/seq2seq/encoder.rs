@@ -8,7 +8,7 @@
 
 use super::config::{Seq2SeqConfig, PAD};
 use crate::error::Result;
-use crate::module::{Module, Param, Rng64};
+use crate::module::{Init, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::nn::embedding::Embedding;
 use crate::nn::{Rnn, RnnCache, RnnConfig, RnnPacked, RnnState};
@@ -73,7 +73,7 @@ pub fn unbridge(s: &Tensor, directions: usize) -> Tensor {
 
 impl Encoder {
     /// Builds the encoder of `cfg`.
-    pub fn new(cfg: &Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(cfg: &Seq2SeqConfig, rng: &mut impl Init) -> Result<Self> {
         let mut embedding = Embedding::new(cfg.src_vocab, cfg.emb_dim, Some(PAD as usize), rng)?;
         embedding.prefix_names("encoder.embedding.");
         let mut rc = RnnConfig::lstm(cfg.emb_dim, cfg.hidden_size)

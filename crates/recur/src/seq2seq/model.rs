@@ -14,7 +14,7 @@ use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad, StepWork};
 use super::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::loss::cross_entropy;
-use crate::module::{mix_version, Module, Param, Rng64};
+use crate::module::{mix_version, Init, Module, Param, Rng64};
 use crate::nn::{RnnDeferred, RnnPacked, RnnState};
 use crate::tensor::Tensor;
 
@@ -96,7 +96,7 @@ impl Module for Seq2Seq {
 
 impl Seq2Seq {
     /// Builds a model with PyTorch's default initialisation from `rng`.
-    pub fn new(config: Seq2SeqConfig, rng: &mut Rng64) -> Result<Self> {
+    pub fn new(config: Seq2SeqConfig, rng: &mut impl Init) -> Result<Self> {
         config.validate()?;
         let encoder = Encoder::new(&config, rng)?;
         let decoder = Decoder::new(&config, rng)?;
