@@ -107,6 +107,7 @@ pub fn segment_with<'a>(
             continue;
         }
         let end = elision.unwrap_or_else(|| word_end(line, i, &covers, &known));
+        let end = abbreviation_end(line, i, end, &covers, &known);
         if keep_from < i {
             pieces.push(Piece::Keep(&line[keep_from..i]));
         }
@@ -148,6 +149,34 @@ fn elision_end(
     }
     let end = word_end(line, after, covers, known);
     known(&line[i..end]).then_some(end)
+}
+
+/// The end of the longest abbreviation with periods (`a.m.`, `u.s.`, `mr.`) that `known` has,
+/// starting with the word at `start..end`, else `end`: letters and periods alternating, the
+/// alphabet lacking `.`.
+fn abbreviation_end(
+    line: &str,
+    start: usize,
+    end: usize,
+    covers: &impl Fn(char) -> bool,
+    known: &impl Fn(&str) -> bool,
+) -> usize {
+    let (mut at, mut longest) = (end, end);
+    while line[at..].starts_with('.') && !covers('.') && at + 1 - start <= MAX_JOINED_BYTES {
+        at += 1;
+        if known(&line[start..at]) {
+            longest = at;
+        }
+        let letters = line[at..]
+            .char_indices()
+            .find(|&(_, c)| !covers(c) || is_joiner(c))
+            .map_or(line.len() - at, |(k, _)| k);
+        if letters == 0 {
+            break;
+        }
+        at += letters;
+    }
+    longest
 }
 
 /// The end of the URL or e-mail address starting a white-space-delimited token at `i`.
@@ -279,6 +308,33 @@ mod tests {
             ["don't", "stop", "quoted", "well-known", "x"]
         );
         assert_eq!(words(&segment("don't", latin)), ["don", "t"]);
+    }
+
+    #[test]
+    fn abbreviations_with_periods_are_words_when_a_lexicon_has_them() {
+        let known = |w: &str| ["a.m.", "p.m.", "u.s.", "mr."].contains(&w);
+        assert_eq!(
+            words(&segment_with(
+                "at 7 p.m. Mr. Smith went to the U.S. at 9 a.m., not 9 am. e.g. x.y.z",
+                latin,
+                |w: &str| known(&w.to_lowercase())
+            )),
+            [
+                "at", "p.m.", "Mr.", "Smith", "went", "to", "the", "U.S.", "at", "a.m.", "not",
+                "am"
+            ]
+            .into_iter()
+            .chain(["e", "g", "x", "y", "z"])
+            .collect::<Vec<_>>()
+        );
+        let line = "p.m. end.";
+        let rebuilt: String = segment_with(line, latin, known)
+            .iter()
+            .map(|p| match p {
+                Piece::Word(w) | Piece::Keep(w) => *w,
+            })
+            .collect();
+        assert_eq!(rebuilt, line, "nothing is lost");
     }
 
     #[test]
