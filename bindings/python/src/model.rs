@@ -125,13 +125,19 @@ impl Model {
 impl Model {
     /// Loads a model directory, a training run (its `best/`), a model in `$RECUR_MODELS`, or a
     /// model shipped inside the package (`"hi-translit"`, `"en-g2p"`).
+    /// With `ensemble`, the members its directory lists are loaded and decoded with it, as the
+    /// CLI and the server do; without, the first model alone.
     #[staticmethod]
-    fn load(py: Python<'_>, spec: std::path::PathBuf) -> PyResult<Model> {
+    #[pyo3(signature = (spec, ensemble = true))]
+    fn load(py: Python<'_>, spec: std::path::PathBuf, ensemble: bool) -> PyResult<Model> {
         // Resolved once: the location reported is the one loaded.
         let source = recur::models::resolve(&spec).map_err(value_error)?;
         let location = source.location();
         let inner = py
-            .detach(|| Transducer::from_files(&source.files()?))
+            .detach(|| match ensemble {
+                true => Transducer::from_source(&source),
+                false => Transducer::from_files(&source.files()?),
+            })
             .map_err(value_error)?;
         Ok(Model { inner, location })
     }
@@ -140,6 +146,12 @@ impl Model {
     #[getter]
     fn location(&self) -> &str {
         &self.location
+    }
+
+    /// How many models decode together (1 + the ensemble's members).
+    #[getter]
+    fn ensemble_size(&self) -> usize {
+        1 + self.inner.members.len()
     }
 
     /// The run configuration the model was trained with, as JSON.

@@ -130,3 +130,14 @@ def test_word_frequency_weight_is_an_option():
     assert m.translate("vah ghar gaya", sentences=True) == "वह घर गया"  # sentence λ
     with pytest.raises(ValueError, match="word_freq_weight"):
         m.translate("men", word_freq_weight=-1)
+
+
+def test_an_ensemble_decodes_with_its_members_as_the_cli_does(hi_translit):
+    # hi-translit's directory lists two members (seed-3, seed-4): `recur translate` decodes
+    # with all three models, and so does recur.load; ensemble=False gives the first alone.
+    alone = recur.load("hi-translit", ensemble=False)
+    assert (hi_translit.ensemble_size, alone.ensemble_size) == (3, 1)
+    [together] = hi_translit.translate(["kitaab"], beam=4, nbest=1)
+    [single] = alone.translate(["kitaab"], beam=4, nbest=1)
+    assert together[0].text == single[0].text == "किताब"
+    assert together[0].score != single[0].score, "the members took no part"
