@@ -3,9 +3,8 @@
 //! Decoding only reads the model, so one object serves any number of Python threads at once.
 
 use pyo3::prelude::*;
-use recur::limits;
-use recur::seq2seq::search::{DecodeOptions, MaxLen};
-use recur::transducer::{Output, SentenceOutput, Transducer, DECODE_CHUNK};
+use recur::seq2seq::search::DecodeOptions;
+use recur::transducer::{DecodeRequest, Output, SentenceOutput, Transducer, DECODE_CHUNK};
 
 use crate::value_error;
 
@@ -23,63 +22,18 @@ pub struct Model {
     location: String,
 }
 
-/// Decoding options as the CLI names them; `None` means the model's stored default, else the
-/// CLI's built-in one.
-#[derive(Clone, Copy)]
-struct Decode {
-    beam: Option<usize>,
-    nbest: usize,
-    alpha: f32,
-    max_len: Option<usize>,
-    min_len: usize,
-    attention: bool,
-    word_freq_weight: Option<f32>,
-}
-
-impl Decode {
-    /// The library's options, with the same checks and messages as `recur translate`
-    /// (out-of-range values are errors, never clipped).
-    fn options(self, t: &Transducer) -> PyResult<DecodeOptions> {
-        let stored = &t.config.decode;
-        let beam = self.beam.or(stored.beam).unwrap_or(5);
-        if beam == 0 {
-            return Err(value_error("beam: expected at least 1 (1 = greedy), got 0"));
+/// The library's options for `request` (the keywords, named as the CLI's flags), with the
+/// same checks and messages as `recur translate` (out-of-range values are errors).
+fn options(request: DecodeRequest, t: &Transducer) -> PyResult<DecodeOptions> {
+    request.resolve(&t.config.decode).map_err(|e| match e {
+        recur::Error::InvalidArgument {
+            arg, expected, got, ..
+        } => {
+            let hint = if arg == "nbest" { " (raise beam)" } else { "" };
+            value_error(format!("{arg}: expected {expected}, got {got}{hint}"))
         }
-        if self.nbest == 0 || self.nbest > beam {
-            return Err(value_error(format!(
-                "nbest: expected 1 to the beam size ({beam}), got {} (raise beam)",
-                self.nbest
-            )));
-        }
-        if !self.alpha.is_finite() || self.alpha < 0.0 {
-            let msg = format!("alpha: expected a number >= 0, got {}", self.alpha);
-            return Err(value_error(msg));
-        }
-        if let Some(w) = self
-            .word_freq_weight
-            .filter(|w| !(w.is_finite() && *w >= 0.0))
-        {
-            let msg = format!("word_freq_weight: expected a number >= 0 (0 = off), got {w}");
-            return Err(value_error(msg));
-        }
-        let max_len = self.max_len.or(stored.max_len);
-        if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
-            let max = limits::MAX_OUTPUT_TOKENS;
-            let msg = format!("max_len: expected 1 to {max} output tokens, got {n}");
-            return Err(value_error(msg));
-        }
-        Ok(DecodeOptions {
-            beam_size: beam,
-            nbest: self.nbest,
-            length_penalty: self.alpha,
-            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
-            min_len: self.min_len,
-            return_attention: self.attention,
-            // `None`: the model's word-frequency weight ([decode]), as `recur translate`.
-            word_freq_weight: self.word_freq_weight,
-            ..DecodeOptions::default()
-        })
-    }
+        e => value_error(e),
+    })
 }
 
 /// Decodes `inputs` a chunk at a time with the GIL released, letting Python handle pending
@@ -175,7 +129,7 @@ impl Model {
         attention: bool,
         word_freq_weight: Option<f32>,
     ) -> PyResult<Vec<Vec<HypothesisTuple>>> {
-        let decode = Decode {
+        let request = DecodeRequest {
             beam,
             nbest,
             alpha,
@@ -184,7 +138,7 @@ impl Model {
             attention,
             word_freq_weight,
         };
-        let opts = decode.options(&self.inner)?;
+        let opts = options(request, &self.inner)?;
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let outs = in_chunks(py, &refs, |part| self.inner.translate(part, &opts))?;
         let per_input = outs.into_iter();
@@ -208,7 +162,7 @@ impl Model {
         attention: bool,
         word_freq_weight: Option<f32>,
     ) -> PyResult<Vec<SentenceTuple>> {
-        let decode = Decode {
+        let request = DecodeRequest {
             beam,
             nbest,
             alpha,
@@ -217,7 +171,7 @@ impl Model {
             attention,
             word_freq_weight,
         };
-        let opts = decode.options(&self.inner)?;
+        let opts = options(request, &self.inner)?;
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let outs = in_chunks(py, &refs, |part| {
             self.inner.translate_sentences_detailed(part, &opts)

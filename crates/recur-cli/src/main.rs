@@ -11,10 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use recur::limits;
-use recur::seq2seq::search::{DecodeOptions, MaxLen};
+use recur::seq2seq::search::DecodeOptions;
 use recur::session::RunEnd;
-use recur::transducer::{DecodeConfig, Transducer};
+use recur::transducer::{DecodeConfig, DecodeRequest, Transducer};
 
 #[derive(Parser)]
 #[command(
@@ -59,40 +58,28 @@ impl Decode {
     /// The options, with the model's stored defaults where the command line says nothing;
     /// values out of range are errors, never clipped.
     fn options(&self, attention: bool, model: &DecodeConfig) -> Result<DecodeOptions> {
-        let beam = self.beam.or(model.beam).unwrap_or(5);
-        if beam == 0 {
-            bail!("--beam: expected at least 1 (1 = greedy), got 0");
-        }
-        if self.nbest == 0 || self.nbest > beam {
-            bail!(
-                "--nbest: expected 1 to the beam size ({beam}), got {} (raise --beam)",
-                self.nbest
-            );
-        }
-        if !self.alpha.is_finite() || self.alpha < 0.0 {
-            bail!("--alpha: expected a number >= 0, got {}", self.alpha);
-        }
-        let max_len = self.max_len.or(model.max_len);
-        if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
-            let max = limits::MAX_OUTPUT_TOKENS;
-            bail!("--max-len: expected 1 to {max} output tokens, got {n}");
-        }
-        if let Some(w) = self
-            .word_freq_weight
-            .filter(|w| !(w.is_finite() && *w >= 0.0))
-        {
-            bail!("--word-freq-weight: expected a number >= 0 (0 = off), got {w}");
-        }
-        Ok(DecodeOptions {
-            beam_size: beam,
+        let request = DecodeRequest {
+            beam: self.beam,
             nbest: self.nbest,
-            length_penalty: self.alpha,
-            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
+            alpha: self.alpha,
+            max_len: self.max_len,
             min_len: self.min_len,
-            return_attention: attention,
-            // `None` lets the model's default apply (Transducer::resolve_options).
+            attention,
             word_freq_weight: self.word_freq_weight,
-            word_freq: None,
+        };
+        request.resolve(model).map_err(|e| match e {
+            recur::Error::InvalidArgument {
+                arg, expected, got, ..
+            } => {
+                let hint = if arg == "nbest" {
+                    " (raise --beam)"
+                } else {
+                    ""
+                };
+                let flag = arg.replace('_', "-");
+                anyhow::anyhow!("--{flag}: expected {expected}, got {got}{hint}")
+            }
+            e => e.into(),
         })
     }
 }

@@ -159,7 +159,7 @@ fn offline(words: &[String]) -> Result<(), String> {
         sentences: false,
         attention: false,
     };
-    let opts = req.options(&t);
+    let opts = req.options(&t).map_err(|e| e.message)?;
     let start = Instant::now();
     let cpu0 = cpu_seconds();
     for chunk in words.chunks(256) {

@@ -16,8 +16,8 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use recur::seq2seq::search::{DecodeOptions, MaxLen};
-use recur::transducer::{Origin, Output, Transducer};
+use recur::seq2seq::search::DecodeOptions;
+use recur::transducer::{DecodeRequest, Origin, Output, Transducer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tower::limit::ConcurrencyLimitLayer;
@@ -207,7 +207,7 @@ pub struct TranslateRequest {
     pub inputs: Vec<String>,
     /// Beam (default: the model's, else 5).
     pub beam: Option<usize>,
-    /// Hypotheses per input (default 1; clamped to the beam as in the CLI).
+    /// Hypotheses per input (default 1; lowered to the beam when above it).
     pub nbest: usize,
     /// GNMT length-penalty alpha (default 0).
     pub alpha: f32,
@@ -223,20 +223,32 @@ pub struct TranslateRequest {
 }
 
 impl TranslateRequest {
-    /// The decoding options, with the CLI's defaults (`recur translate`'s `Decode::options`).
-    pub fn options(&self, model: &Transducer) -> DecodeOptions {
-        let beam = self.beam.or(model.config.decode.beam).unwrap_or(5).max(1);
-        let max_len = self.max_len.or(model.config.decode.max_len);
-        DecodeOptions {
-            beam_size: beam,
+    /// The decoding options, resolved and checked as `recur translate` does
+    /// ([`DecodeRequest::resolve`]), but `nbest` is lowered to the beam (documented in the
+    /// API: a request says how many hypotheses at most it wants).
+    pub fn options(&self, model: &Transducer) -> Result<DecodeOptions, ApiError> {
+        let stored = &model.config.decode;
+        let beam = self.beam.or(stored.beam).unwrap_or(5).max(1);
+        let request = DecodeRequest {
+            beam: Some(beam),
             nbest: self.nbest.clamp(1, beam),
-            length_penalty: self.alpha,
-            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
+            alpha: self.alpha,
+            max_len: self.max_len,
             min_len: self.min_len,
-            return_attention: self.attention && !self.sentences,
+            attention: self.attention && !self.sentences,
             // The model's word-frequency weight (`[decode] word_freq_weight`), as the CLI.
-            ..DecodeOptions::default()
-        }
+            word_freq_weight: None,
+        };
+        request.resolve(stored).map_err(|e| match e {
+            recur::Error::InvalidArgument {
+                arg, expected, got, ..
+            } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "out_of_range",
+                format!("field `{arg}`: expected {expected}, got {got}"),
+            ),
+            e => ApiError::bad(e.to_string()),
+        })
     }
 }
 
@@ -400,13 +412,13 @@ fn check_object(obj: &Map<String, Value>, limits: &Limits) -> Result<TranslateRe
     let alpha = match obj.get("alpha") {
         None | Some(Value::Null) => 0.0,
         Some(v) => match v.as_f64() {
-            Some(a) if (-10.0..=10.0).contains(&a) => a as f32,
+            Some(a) if (0.0..=10.0).contains(&a) => a as f32,
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "out_of_range",
                     format!(
-                        "field `alpha`: expected a number from -10 to 10, got {}",
+                        "field `alpha`: expected a number from 0 to 10, got {}",
                         short(v)
                     ),
                 ))
@@ -530,7 +542,7 @@ async fn translate_inner(
     };
     let label = Some(model.name.clone());
     let t = &model.transducer;
-    let opts = req.options(t);
+    let opts = req.options(t).map_err(|e| (label.clone(), e))?;
     let cost = crate::batcher::cost(&req.inputs, opts.beam_size);
     if cost > limits.max_cost {
         return Err((

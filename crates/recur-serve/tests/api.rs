@@ -116,7 +116,7 @@ async fn translate_contract_and_cli_defaults() {
         sentences: false,
         attention: false,
     };
-    let opts = cli.options(&t);
+    let opts = cli.options(&t).unwrap();
     assert_eq!(
         (opts.beam_size, opts.nbest, opts.max_len),
         (5, 1, recur::seq2seq::search::MaxLen::DEFAULT)
@@ -317,6 +317,12 @@ async fn bad_requests_are_json_4xx_naming_the_field_or_limit() {
             400,
             "out_of_range",
             "`alpha`",
+        ),
+        (
+            br#"{"model":"hi-translit","inputs":["a"],"alpha":-0.5}"#.to_vec(),
+            400,
+            "out_of_range",
+            "from 0 to 10",
         ),
         (
             br#"{"model":"hi-translit","inputs":["a"],"alpha":"x"}"#.to_vec(),

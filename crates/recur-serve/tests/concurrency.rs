@@ -62,7 +62,7 @@ async fn concurrent_answers_equal_decoding_alone() {
     for task in tasks {
         let (got, line, sent) = task.await.unwrap();
         for (w, beam, nbest, v) in got {
-            let opts = request(beam, nbest, false).options(&t);
+            let opts = request(beam, nbest, false).options(&t).unwrap();
             let alone = t.translate(&[w.as_str()], &opts).unwrap();
             let hyps = v["outputs"][0]["hypotheses"].as_array().unwrap().clone();
             assert_eq!(hyps.len(), nbest.min(alone[0].len()));
@@ -81,7 +81,7 @@ async fn concurrent_answers_equal_decoding_alone() {
             }
             checked += 1;
         }
-        let opts = request(None, 1, true).options(&t);
+        let opts = request(None, 1, true).options(&t).unwrap();
         let alone = t.translate_sentences(&[line.as_str()], &opts).unwrap();
         assert_eq!(
             sent["outputs"][0]["hypotheses"][0]["text"]

@@ -34,7 +34,7 @@ use crate::models::{self, ModelFiles, ModelSource};
 use crate::module::seeded_rng;
 use crate::seq2seq::ensemble::translate_ensemble_packed;
 use crate::seq2seq::inference::translate_packed;
-use crate::seq2seq::search::{DecodeOptions, Hypothesis};
+use crate::seq2seq::search::{DecodeOptions, Hypothesis, MaxLen};
 use crate::seq2seq::word_freq::WordFreq;
 use crate::seq2seq::{Seq2Seq, Seq2SeqConfig, Seq2SeqPacked};
 use crate::text::{self, Numbers, Piece, TextConfig};
@@ -251,6 +251,87 @@ pub struct DecodeConfig {
     pub sentence_word_freq_weight: Option<f32>,
     /// Probability of a word missing from the list, in (0, 1]; unset: the list's smallest.
     pub word_freq_floor: Option<f32>,
+}
+
+/// Decoding as a front end asks for it (the CLI's flags, the Python keywords): `None` takes
+/// the model's `[decode]` setting, else the built-in default (beam 5, the default length rule,
+/// the model's λ). [`DecodeRequest::resolve`] checks every value and never clips one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecodeRequest {
+    /// Beam size (1 = greedy).
+    pub beam: Option<usize>,
+    /// Hypotheses per input, 1 to the beam size.
+    pub nbest: usize,
+    /// GNMT length-penalty alpha (0 = raw log-probability), at least 0.
+    pub alpha: f32,
+    /// Maximum output tokens, 1 to [`limits::MAX_OUTPUT_TOKENS`].
+    pub max_len: Option<usize>,
+    /// Minimum output tokens.
+    pub min_len: usize,
+    /// Whether hypotheses carry their attention.
+    pub attention: bool,
+    /// λ of the word-frequency list, at least 0 (0 = off).
+    pub word_freq_weight: Option<f32>,
+}
+
+impl Default for DecodeRequest {
+    fn default() -> Self {
+        DecodeRequest {
+            beam: None,
+            nbest: 1,
+            alpha: 0.0,
+            max_len: None,
+            min_len: 0,
+            attention: false,
+            word_freq_weight: None,
+        }
+    }
+}
+
+impl DecodeRequest {
+    /// The options, with `stored` (a model's `[decode]`) where the request says nothing. An
+    /// out-of-range value is an [`Error::InvalidArgument`] whose `arg` is the field's name.
+    pub fn resolve(&self, stored: &DecodeConfig) -> Result<DecodeOptions> {
+        const OP: &str = "decode";
+        let beam = self.beam.or(stored.beam).unwrap_or(5);
+        if beam == 0 {
+            return Err(Error::arg(OP, "beam", "at least 1 (1 = greedy)", 0));
+        }
+        if self.nbest == 0 || self.nbest > beam {
+            let expected = format!("1 to the beam size ({beam})");
+            return Err(Error::arg(OP, "nbest", expected, self.nbest));
+        }
+        if !self.alpha.is_finite() || self.alpha < 0.0 {
+            return Err(Error::arg(OP, "alpha", "a number >= 0", self.alpha));
+        }
+        let max_len = self.max_len.or(stored.max_len);
+        if let Some(n) = max_len.filter(|&n| n == 0 || n > limits::MAX_OUTPUT_TOKENS) {
+            let expected = format!("1 to {} output tokens", limits::MAX_OUTPUT_TOKENS);
+            return Err(Error::arg(OP, "max_len", expected, n));
+        }
+        if let Some(w) = self
+            .word_freq_weight
+            .filter(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return Err(Error::arg(
+                OP,
+                "word_freq_weight",
+                "a number >= 0 (0 = off)",
+                w,
+            ));
+        }
+        Ok(DecodeOptions {
+            beam_size: beam,
+            nbest: self.nbest,
+            length_penalty: self.alpha,
+            max_len: max_len.map_or(MaxLen::DEFAULT, MaxLen::Fixed),
+            min_len: self.min_len,
+            return_attention: self.attention,
+            // `None` lets the model's λ apply ([`Transducer::resolve_options`]).
+            word_freq_weight: self.word_freq_weight,
+            word_freq: None,
+        })
+    }
 }
 
 impl DecodeConfig {
@@ -1083,6 +1164,85 @@ mod tests {
             nbest: k,
             return_attention: true,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decode_requests_take_the_models_defaults_and_refuse_what_they_cannot_do() {
+        let stored = DecodeConfig {
+            beam: Some(4),
+            max_len: Some(30),
+            ..Default::default()
+        };
+        let o = DecodeRequest::default().resolve(&stored).unwrap();
+        assert_eq!((o.beam_size, o.nbest, o.max_len), (4, 1, MaxLen::Fixed(30)));
+        let o = DecodeRequest::default()
+            .resolve(&DecodeConfig::default())
+            .unwrap();
+        assert_eq!((o.beam_size, o.max_len), (5, MaxLen::DEFAULT));
+        let wrong = [
+            (
+                DecodeRequest {
+                    beam: Some(0),
+                    ..Default::default()
+                },
+                "beam",
+            ),
+            (
+                DecodeRequest {
+                    nbest: 5,
+                    ..Default::default()
+                },
+                "nbest",
+            ),
+            (
+                DecodeRequest {
+                    nbest: 0,
+                    ..Default::default()
+                },
+                "nbest",
+            ),
+            (
+                DecodeRequest {
+                    alpha: -0.5,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                DecodeRequest {
+                    alpha: f32::NAN,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                DecodeRequest {
+                    max_len: Some(0),
+                    ..Default::default()
+                },
+                "max_len",
+            ),
+            (
+                DecodeRequest {
+                    max_len: Some(100_000),
+                    ..Default::default()
+                },
+                "max_len",
+            ),
+            (
+                DecodeRequest {
+                    word_freq_weight: Some(-1.0),
+                    ..Default::default()
+                },
+                "word_freq_weight",
+            ),
+        ];
+        for (request, field) in wrong {
+            match request.resolve(&stored) {
+                Err(Error::InvalidArgument { arg, .. }) => assert_eq!(arg, field),
+                other => panic!("{request:?}: {other:?}"),
+            }
         }
     }
 
