@@ -52,6 +52,10 @@ struct Decode {
     /// Needs a model with a word-frequency list and a beam of 2 or more.
     #[arg(long, value_name = "LAMBDA")]
     word_freq_weight: Option<f32>,
+    /// Decode with each --model's first model alone, without the ensemble members its
+    /// directory lists (both shipped models have some): faster, less accurate.
+    #[arg(long)]
+    no_ensemble: bool,
 }
 
 impl Decode {
@@ -540,7 +544,7 @@ fn translate(
     if text && fmt.sentences && (fmt.scores || fmt.alignments || decode.nbest > 1) {
         bail!("--sentences prints one line per input line: --scores, --alignments and --nbest need --format jsonl");
     }
-    let mut t = load_model(&model)?;
+    let mut t = load_model(&model, !decode.no_ensemble)?;
     apply_lexicon(&mut t, &lexicon)?;
     let opts = model_options(&t, &decode, fmt.alignments, fmt.sentences)?;
     let stdout = cli::output::stdout();
@@ -571,7 +575,7 @@ fn eval(
     topk: usize,
     json: bool,
 ) -> Result<()> {
-    let mut t = load_model(&model)?;
+    let mut t = load_model(&model, !decode.no_ensemble)?;
     // The model alone unless a lexicon is asked for: a model's own lexicon (en-g2p's CMUdict)
     // holds the test words, and would score the dictionary, not the model.
     let lexicon = lexicon.map(|p| t.read_lexicon(&p)).transpose()?;
@@ -733,11 +737,11 @@ fn bench(mut workloads: Vec<String>, runs: Option<usize>, quick: bool) -> Result
 
 /// Loads the models the `--model` arguments name (directories, training runs, or model names)
 /// as one transducer: the first, with the others as ensemble members.
-fn load_model(specs: &[PathBuf]) -> Result<Transducer> {
+fn load_model(specs: &[PathBuf], ensembles: bool) -> Result<Transducer> {
     let (first, rest) = specs.split_first().context("--model: expected a model")?;
-    let mut t = load_one(first)?;
+    let mut t = load_one(first, ensembles)?;
     for spec in rest {
-        let member = load_one(spec)?;
+        let member = load_one(spec, ensembles)?;
         t.add_member(member, &spec.display().to_string())?;
     }
     Ok(t)
@@ -745,7 +749,7 @@ fn load_model(specs: &[PathBuf]) -> Result<Transducer> {
 
 /// Loads the model (with the members it declares) a `--model` argument names, saying so when
 /// a training run stands for its `best/` checkpoint.
-fn load_one(spec: &Path) -> Result<Transducer> {
+fn load_one(spec: &Path, ensemble: bool) -> Result<Transducer> {
     let source = recur::models::resolve(spec)?;
     if let recur::models::ModelSource::Dir(dir) = &source {
         if dir != spec && spec.is_dir() {
@@ -756,7 +760,10 @@ fn load_one(spec: &Path) -> Result<Transducer> {
             );
         }
     }
-    Ok(Transducer::from_source(&source)?)
+    Ok(match ensemble {
+        true => Transducer::from_source(&source)?,
+        false => Transducer::from_files(&source.files()?)?,
+    })
 }
 
 fn models() -> Result<()> {

@@ -650,3 +650,34 @@ fn eval_dev_scores_the_held_out_words_of_training() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `--no-ensemble` decodes with a model directory's first model alone: hi-translit lists two
+/// members, whose votes change the scores (not this easy word's spelling).
+#[test]
+fn no_ensemble_decodes_with_the_first_model_alone() {
+    let score = |extra: &[&str]| -> f64 {
+        let mut cmd = recur();
+        cmd.args([
+            "--threads",
+            "1",
+            "translate",
+            "--model",
+            "hi-translit",
+            "--beam",
+            "4",
+        ])
+        .args(["--format", "jsonl"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"kitaab\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line["hypotheses"][0]["text"], "किताब", "{line}");
+        line["hypotheses"][0]["score"].as_f64().unwrap()
+    };
+    assert_ne!(score(&[]), score(&["--no-ensemble"]));
+}
