@@ -337,7 +337,7 @@ macro_rules! bundled {
 #[cfg(feature = "bundled-models")]
 pub static BUNDLED: &[BundledModel] = &[
     bundled!("hi-translit", word_freq = "wordfreq.tsv", members: ["seed-3", "seed-4"]),
-    bundled!("en-g2p", lexicon = "lexicon.tsv", members: ["seed-2", "seed-3"]),
+    bundled!("en-g2p", lexicon = "lexicon.tsv", members: ["seed-2", "seed-3", "seed-4"]),
 ];
 /// The models compiled into this build (none without the `bundled-models` feature).
 #[cfg(not(feature = "bundled-models"))]
