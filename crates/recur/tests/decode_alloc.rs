@@ -97,8 +97,14 @@ fn state(m: &Seq2Seq, srcs: &[Vec<i64>]) -> DecodeState {
         }
     }
     let lengths: Vec<usize> = srcs.iter().map(|s| s.len()).collect();
-    let (memory, decoder) = m.encode(&src, &lengths).unwrap();
-    DecodeState::new(memory, decoder, Arc::new(m.decoder.pack().unwrap()))
+    // As decoding encodes: weights packed, keys projected for Bahdanau's decoder.
+    let packed = m.pack().unwrap();
+    let (memory, decoder) = m.encode_with(Some(&packed), &src, &lengths).unwrap();
+    assert_eq!(
+        memory.has_values(),
+        m.config.attention == AttentionKind::Bahdanau
+    );
+    DecodeState::new(memory, decoder, packed.decoder)
 }
 
 #[test]

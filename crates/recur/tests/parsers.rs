@@ -90,7 +90,7 @@ fn sentence_text_input(data: &[u8]) {
     };
     let spelled = recur::numbers::spell_numbers(line);
     let covers = |c: char| c.is_ascii_lowercase() || c == '\'';
-    let known = |w: &str| w.len() % 3 == 0;
+    let known = |w: &str| w.len().is_multiple_of(3);
     let rebuilt: String = recur::text::segment_with(&spelled, covers, known)
         .iter()
         .map(|p| match p {

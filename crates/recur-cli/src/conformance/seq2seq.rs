@@ -83,6 +83,10 @@ pub(super) fn run(fx: &Fixture, chk: &mut Checker) -> Result<()> {
         ));
     }
     chk.tensor("logits", &out.logits, Tolerance::OUTPUT)?;
+    // And as decoding computes them (weights packed, keys projected once for Bahdanau).
+    let packed = model.pack()?;
+    let decoding = model.forward_with(Some(&packed), &src, &lengths, &tgt_in)?;
+    chk.tensor("logits", &decoding, Tolerance::OUTPUT)?;
     chk.tensor(
         "loss",
         &Tensor::from_vec(&[1], vec![out.loss])?,

@@ -133,6 +133,23 @@ simd! {
     }
 }
 
+simd! {
+    /// `out[i] += Σ_j weights[j] · rows[j·d + i]` for `j` in order (`d = out.len()`, one row of
+    /// `rows` per weight): a weighted sum of rows, as attention sums its keys. Multiply, then
+    /// add, element by element: the bits of the scalar loop on every path.
+    pub fn add_weighted_rows, add_weighted_rows_on(out: &mut [f32], weights: &[f32], rows: &[f32]) {
+        let d = out.len();
+        if d == 0 {
+            return;
+        }
+        for (&a, row) in weights.iter().zip(rows.chunks_exact(d)) {
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o += a * x;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +177,29 @@ mod tests {
         for path in crate::gemm::SimdPath::ALL {
             let mut out = vec![0.0; keys.len()];
             tanh_sum_rows_on(path, &mut out, &q, &keys);
+            let same = out
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn add_weighted_rows_is_the_scalar_loop_on_every_path() {
+        let d = 37;
+        let weights: Vec<f32> = (0..6).map(|j| (j as f32 * 0.7).sin()).collect();
+        let rows: Vec<f32> = (0..6 * d).map(|i| (i as f32 * 0.13).cos() * 3.0).collect();
+        let start: Vec<f32> = (0..d).map(|i| i as f32 * 0.01 - 0.2).collect();
+        let mut want = start.clone();
+        for (j, &a) in weights.iter().enumerate() {
+            for i in 0..d {
+                want[i] += a * rows[j * d + i];
+            }
+        }
+        for path in crate::gemm::SimdPath::ALL {
+            let mut out = start.clone();
+            add_weighted_rows_on(path, &mut out, &weights, &rows);
             let same = out
                 .iter()
                 .zip(&want)

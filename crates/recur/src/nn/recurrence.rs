@@ -143,6 +143,22 @@ pub enum SweepInput<'a> {
     Features(&'a [f32]),
     /// `[T, B]` ids into the table of [`PackedDir::tabulate`].
     Tokens(&'a [u32]),
+    /// `[T, B]` ids into the table, plus `[T, B, G·H]` gate pre-activations that the caller
+    /// computed for the rest of the input (the features the table's rows leave at zero).
+    TokensAndGates(&'a [u32], &'a [f32]),
+}
+
+/// Step (A) of `ids.len()` rows from the table of [`PackedDir::tabulate`] (`[V, gh]`), plus
+/// `extra` (`[rows, gh]`) when given, into `gates`.
+fn lookup_inputs(table: &[f32], gh: usize, ids: &[u32], extra: Option<&[f32]>, gates: &mut [f32]) {
+    for (r, (g, &id)) in gates.chunks_exact_mut(gh).zip(ids).enumerate() {
+        g.copy_from_slice(&table[id as usize * gh..][..gh]);
+        if let Some(extra) = extra {
+            g.iter_mut()
+                .zip(&extra[r * gh..][..gh])
+                .for_each(|(g, &x)| *g += x);
+        }
+    }
 }
 
 impl PackedDir {
@@ -315,6 +331,12 @@ pub fn forward(
                 gates.extend_from_slice(&table[id as usize * gh..][..gh]);
             }
             gates.resize(tb * gh, 0.0);
+            gates
+        }
+        SweepInput::TokensAndGates(ids, extra) => {
+            let table = packed.table.as_deref().expect("token input needs a table");
+            let mut gates = vec![0.0f32; tb * gh];
+            lookup_inputs(table, gh, &ids[..tb], Some(extra), &mut gates);
             gates
         }
     };
@@ -491,9 +513,11 @@ pub fn step(
         SweepInput::Features(x) => project_inputs(packed, x, n, gates, threads),
         SweepInput::Tokens(ids) => {
             let table = packed.table.as_deref().expect("token input needs a table");
-            for (g, &id) in gates.chunks_exact_mut(gh).zip(ids) {
-                g.copy_from_slice(&table[id as usize * gh..][..gh]);
-            }
+            lookup_inputs(table, gh, ids, None, gates);
+        }
+        SweepInput::TokensAndGates(ids, extra) => {
+            let table = packed.table.as_deref().expect("token input needs a table");
+            lookup_inputs(table, gh, ids, Some(extra), gates);
         }
     }
     let cs = CellScratch {

@@ -21,7 +21,7 @@ use super::recurrence::{
     self, DeferredGrads, Dims, DirTrace, DirWeights, PackedDir, StepScratch, SweepInput,
 };
 use crate::error::{Error, Result};
-use crate::gemm::num_threads;
+use crate::gemm::{num_threads, PackedB, Trans};
 use crate::module::{mix_version, Init, Module, Param, Rng64};
 use crate::nn::dropout::{apply_mask, Dropout};
 use crate::tensor::{fmt_shape, Tensor};
@@ -320,6 +320,9 @@ pub enum StepInput<'a> {
     Features(&'a [f32]),
     /// Token ids (B), looked up in the tables of [`Rnn::pack_embedded`].
     Tokens(&'a [u32]),
+    /// Token ids (B) looked up in the tables of [`Rnn::pack_embedded_split`], plus the gate
+    /// pre-activations of the rest of the input (B, G·H), computed by the caller.
+    TokensAndGates(&'a [u32], &'a [f32]),
 }
 
 /// Weight-gradient products set aside by [`Rnn::backward_deferred`], per layer and direction.
@@ -467,6 +470,45 @@ impl Rnn {
         Ok(packed)
     }
 
+    /// [`Rnn::pack`] for a one-direction RNN whose first layer reads `cat(embedding(token), f)`
+    /// (input I = E + F, `embedding` (V, E)): its tables hold, per token, step (A) for the
+    /// input `cat(embedding[v], 0)` (bias included, the bits of embedding and multiplying), for
+    /// [`StepInput::TokensAndGates`]; also returns the feature columns of `weight_ih_l0`, packed
+    /// `(F, G·H)`, with which the caller computes the gates of `f` (or of what `f` is a
+    /// weighted sum of, once per part: a decoder's attention context).
+    pub fn pack_embedded_split(&self, embedding: &Tensor) -> Result<(RnnPacked, PackedB)> {
+        let op = "RNN.pack_embedded_split";
+        let i = self.cfg.input_size;
+        if embedding.rank() != 2 || embedding.dim(1) > i {
+            return Err(Error::shape(
+                op,
+                format!("an embedding weight (V, E) with E <= {i}"),
+                fmt_shape(embedding.shape()),
+            ));
+        }
+        if self.cfg.num_directions() != 1 {
+            return Err(Error::arg(op, "bidirectional", "false", true));
+        }
+        let (vocab, e) = (embedding.dim(0), embedding.dim(1));
+        let mut rows = vec![0.0f32; vocab * i];
+        for (row, emb) in rows
+            .chunks_exact_mut(i)
+            .zip(embedding.data().chunks_exact(e))
+        {
+            row[..e].copy_from_slice(emb);
+        }
+        let mut packed = self.pack();
+        packed.dirs[0].tabulate(&rows, vocab);
+        let (gh, f) = (self.cfg.mode.gates() * self.cfg.hidden_size, i - e);
+        let w_ih = self.cells[0].w_ih.value.data(); // (G·H, I)
+        let cols: Vec<f32> = w_ih
+            .chunks_exact(i)
+            .flat_map(|r| &r[e..])
+            .copied()
+            .collect();
+        Ok((packed, PackedB::new(&cols, Trans::T, f, gh)))
+    }
+
     /// [`Rnn::forward_packed`] on token ids `ids` (T, B), time-major, with weights from
     /// [`Rnn::pack_embedded`]: the output is time-major (T, B, D·Hout) whatever `batch_first`.
     pub fn forward_tokens_packed(
@@ -544,7 +586,7 @@ impl Rnn {
                 }
                 SweepInput::Features(x)
             }
-            StepInput::Tokens(ids) => {
+            StepInput::Tokens(ids) | StepInput::TokensAndGates(ids, _) => {
                 let Some(vocab) = packed.dirs[0].table_rows() else {
                     return Err(Error::arg(
                         op,
@@ -563,7 +605,17 @@ impl Rnn {
                 if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
                     return Err(Error::arg(op, "ids", format!("in 0..{vocab}"), bad));
                 }
-                SweepInput::Tokens(ids)
+                match input {
+                    StepInput::TokensAndGates(_, gates) => {
+                        let gh = self.cfg.mode.gates() * hid;
+                        if gates.len() != rows * gh {
+                            let want = format!("{rows} x {gh} gate values");
+                            return Err(Error::shape(op, want, gates.len().to_string()));
+                        }
+                        SweepInput::TokensAndGates(ids, gates)
+                    }
+                    _ => SweepInput::Tokens(ids),
+                }
             }
         };
         let threads = num_threads();

@@ -14,7 +14,7 @@
 
 use super::config::AttentionKind;
 use crate::error::Result;
-use crate::gemm::PackedB;
+use crate::gemm::{matmul_packed, num_threads, PackedB, Trans};
 use crate::kernels::{self, tanh};
 use crate::module::{Init, Module, Param};
 use crate::nn::linear::Linear;
@@ -37,6 +37,12 @@ pub struct Memory {
     pub key_dim: usize,
     /// Width of `proj` (0 when empty).
     pub proj_dim: usize,
+    /// What a layer that reads the context `c` adds to its pre-activations per key, `h_j · Wᵀ`
+    /// for `j < len` of each source, sources one after another (`[Σ len, G]`, no padding; see
+    /// [`Memory::project_values`]); empty when not projected.
+    values: Vec<f32>,
+    /// Per source: the first row of its block in `values` `[N + 1]`.
+    values_at: Vec<usize>,
     /// Per row: its source's block in `keys` and `proj` `[B]`.
     block: Vec<usize>,
     /// Spare buffers of [`Memory::select`].
@@ -56,12 +62,60 @@ impl Memory {
         Memory {
             keys,
             proj,
+            values: Vec::new(),
+            values_at: Vec::new(),
             block: (0..lengths.len()).collect(),
             lengths,
             steps,
             key_dim,
             proj_dim,
             spare: (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Precomputes `h_j · Wᵀ` for every live key (`w` packed `(K, G)`), so that a step that
+    /// multiplies its context `c = Σ_j a_j h_j` by `W` can instead sum `Σ_j a_j (h_j · Wᵀ)`
+    /// ([`Memory::add_weighted_values`]): per step S·G multiply-adds per row instead of K·G,
+    /// and `W` is read once per source instead of once per step. Call it before any
+    /// [`Memory::select`] (blocks are then sources). Padding is not projected, so the values
+    /// take `Σ len × G` floats whatever the longest source.
+    pub fn project_values(&mut self, w: &PackedB) {
+        let (s, k, g) = (self.steps, self.key_dim, w.n());
+        let mut live = Vec::new();
+        self.values_at.clear();
+        self.values_at.push(0);
+        for (n, &len) in self.lengths.iter().enumerate() {
+            live.extend_from_slice(&self.keys[n * s * k..][..len * k]);
+            self.values_at.push(self.values_at[n] + len);
+        }
+        let rows = live.len() / k.max(1);
+        self.values.clear();
+        self.values.resize(rows * g, 0.0);
+        matmul_packed(
+            &mut self.values,
+            &live,
+            Trans::N,
+            w,
+            rows,
+            false,
+            num_threads(),
+        );
+    }
+
+    /// Whether [`Memory::project_values`] has run.
+    pub fn has_values(&self) -> bool {
+        !self.values_at.is_empty()
+    }
+
+    /// `out[b] += Σ_{j < len_b} weights[b, j] · values_j` of row b's source, for every row
+    /// (`weights` `[B, S]`, `out` `[B, G]`, G the projected width), in the order of `j`.
+    pub fn add_weighted_values(&self, weights: &[f32], out: &mut [f32]) {
+        let g = out.len() / self.rows().max(1);
+        for (b, o) in out.chunks_exact_mut(g.max(1)).enumerate() {
+            let (n, len) = (self.block[b], self.lengths[b]);
+            let at = self.values_at[n] * g;
+            let a = &weights[b * self.steps..][..len];
+            kernels::add_weighted_rows(o, a, &self.values[at..][..len * g]);
         }
     }
 
@@ -213,12 +267,7 @@ fn softmax_and_context(mem: &Memory, scores: &mut [f32], ctx: &mut Vec<f32>) {
         }
         row[len..].fill(0.0);
         let c = &mut ctx[b * k..][..k];
-        let keys = mem.keys_of(b);
-        for (j, &a) in row[..len].iter().enumerate() {
-            for (ci, hi) in c.iter_mut().zip(&keys[j * k..][..k]) {
-                *ci += a * hi;
-            }
-        }
+        kernels::add_weighted_rows(c, &row[..len], &mem.keys_of(b)[..len * k]);
     }
 }
 

@@ -184,6 +184,10 @@ pub struct DecoderPacked {
     rnn: RnnPacked,
     /// Whether `rnn` holds the embedding tables (inference without attention).
     embedded: bool,
+    /// Bahdanau, decoding: `rnn`'s first layer holds the tables of the embedding part of its
+    /// input, and this is the context part of `weight_ih_l0`, `(K, G·H)`, by which
+    /// [`Decoder::prepare_memory`] projects the keys once per source.
+    context: Option<PackedB>,
     /// Packed for backward too.
     training: bool,
     /// From [`Attention::pack`].
@@ -269,12 +273,29 @@ impl Decoder {
 
     /// Every weight a decoding step multiplies by, packed once for a whole decode.
     pub fn pack(&self) -> Result<DecoderPacked> {
-        let embedded = self.attention.reads_embedding_only();
-        let rnn = match embedded {
-            true => self.rnn.pack_embedded(&self.embedding.weight.value)?,
-            false => self.rnn.pack(),
-        };
-        Ok(self.pack_with(rnn, embedded, false))
+        let emb = &self.embedding.weight.value;
+        if self.attention.reads_embedding_only() {
+            return Ok(self.pack_with(self.rnn.pack_embedded(emb)?, true, false));
+        }
+        if matches!(self.attention, Attention::Bahdanau(_)) {
+            let (rnn, context) = self.rnn.pack_embedded_split(emb)?;
+            let mut packed = self.pack_with(rnn, false, false);
+            packed.context = Some(context);
+            return Ok(packed);
+        }
+        Ok(self.pack_with(self.rnn.pack(), false, false))
+    }
+
+    /// Readies `mem` (just encoded, before any row selection) for decoding steps with `packed`:
+    /// with Bahdanau attention, projects each key by the context part of the first layer's
+    /// input weights once ([`Memory::project_values`]), so that a step adds
+    /// `Σ_j a_j (W_c h_j)` to its gates instead of multiplying its context by `W_c`. The same
+    /// sum in another order: the logits agree with [`Decoder::step_train`]'s to float rounding
+    /// (not to the bit), and each row still depends on that row alone. Does nothing otherwise.
+    pub fn prepare_memory(&self, packed: &DecoderPacked, mem: &mut Memory) {
+        if let Some(w) = &packed.context {
+            mem.project_values(w);
+        }
     }
 
     /// Every weight a training step multiplies by, forward and backward, packed once for the
@@ -287,6 +308,7 @@ impl Decoder {
         DecoderPacked {
             rnn,
             embedded,
+            context: None,
             training,
             attention: self.attention.pack(),
             out: self.out.pack(),
@@ -405,9 +427,24 @@ impl Decoder {
             let (att, train) = (packed.attention.as_ref(), rng.is_some());
             let (top, feed) = (state.top(), &state.feed);
             let e = (&w.e[..], emb);
+            let projected = packed
+                .context
+                .as_ref()
+                .filter(|_| mem.has_values() && !train);
             self.attention
                 .rnn_input(att, e, top, feed, mem, &mut w.att, &mut w.x, train)?;
             match rng.as_deref_mut() {
+                // Decoding with projected keys (see `prepare_memory`): the gates of the context
+                // are the attention-weighted sum of the keys' projections.
+                None if projected.is_some() => {
+                    let gh = projected.map_or(0, |p| p.n());
+                    let gates = zeroed(&mut w.x, b * gh);
+                    mem.add_weighted_values(&w.att.weights, gates);
+                    let (h, c) = (&mut state.h, &mut state.c);
+                    let input = StepInput::TokensAndGates(prev, &w.x);
+                    self.rnn
+                        .step_packed(&packed.rnn, input, b, h, c, &mut w.rnn)?;
+                }
                 None => {
                     let (h, c) = (&mut state.h, &mut state.c);
                     let input = StepInput::Features(&w.x);

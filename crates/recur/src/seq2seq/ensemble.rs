@@ -41,6 +41,8 @@ pub struct EnsembleState<S> {
     members: Vec<S>,
     logp: Vec<Vec<f32>>,
     attn: Vec<Vec<f32>>,
+    /// Whether the next step runs the members last to first.
+    backwards: bool,
 }
 
 impl<S> EnsembleState<S> {
@@ -52,6 +54,7 @@ impl<S> EnsembleState<S> {
             members,
             logp: vec![Vec::new(); k],
             attn: vec![Vec::new(); k],
+            backwards: false,
         }
     }
 }
@@ -110,12 +113,18 @@ impl<M: StepModel> StepModel for Ensemble<'_, M> {
         attn: &mut Vec<f32>,
     ) -> Result<()> {
         self.check_state(state)?;
-        let bufs = state.logp.iter_mut().zip(state.attn.iter_mut());
-        for ((m, s), (lp, at)) in self.members.iter().zip(&mut state.members).zip(bufs) {
+        // Every other step runs the members backwards: the weights used last are used first
+        // again, still in cache, when all the members' weights do not fit in it at once. The
+        // members' steps are independent, and their log-probs are summed in member order below.
+        let k = self.members.len();
+        for i in 0..k {
+            let i = if state.backwards { k - 1 - i } else { i };
+            let (lp, at) = (&mut state.logp[i], &mut state.attn[i]);
             lp.clear();
             at.clear();
-            m.step(s, prev, lp, at)?;
+            self.members[i].step(&mut state.members[i], prev, lp, at)?;
         }
+        state.backwards = !state.backwards;
         mean_log_probs(&state.logp, logp)?;
         mean_attention(&state.attn, prev.len(), attn)
     }

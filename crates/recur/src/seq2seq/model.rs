@@ -133,7 +133,9 @@ impl Seq2Seq {
         self.encode_with(None, src, src_lengths)
     }
 
-    /// [`Seq2Seq::encode`] with the encoder's weights from [`Seq2Seq::pack`] (the same bits).
+    /// [`Seq2Seq::encode`] with the weights from [`Seq2Seq::pack`], for decoding: the same keys
+    /// and state, bit for bit, and the memory readied for the packed decoder
+    /// ([`Decoder::prepare_memory`]).
     pub fn encode_with(
         &self,
         packed: Option<&Seq2SeqPacked>,
@@ -148,7 +150,10 @@ impl Seq2Seq {
         let (keys, state, _) = self
             .encoder
             .encode(enc_packed, src, s, b, src_lengths, None)?;
-        let mem = self.memory(&keys, src_lengths)?;
+        let mut mem = self.memory(&keys, src_lengths)?;
+        if let Some(p) = packed {
+            self.decoder.prepare_memory(&p.decoder, &mut mem);
+        }
         Ok((mem, self.decoder.initial_state(state)))
     }
 
@@ -189,21 +194,39 @@ impl Seq2Seq {
         Ok(())
     }
 
-    /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved).
+    /// Teacher-forced logits (T, B, V) without training (no dropout, nothing saved): the bits
+    /// of [`Seq2Seq::train_batch`]'s logits.
     pub fn forward(&self, src: &[i64], src_lengths: &[usize], tgt_in: &[i64]) -> Result<Tensor> {
-        let (mem, mut state) = self.encode(src, src_lengths)?;
+        self.forward_with(None, src, src_lengths, tgt_in)
+    }
+
+    /// [`Seq2Seq::forward`] as decoding computes it, with the weights of [`Seq2Seq::pack`]
+    /// (`packed`) and the memory readied for them ([`Seq2Seq::encode_with`]): with Bahdanau
+    /// attention, equal to `forward`'s to float rounding, not to the bit.
+    pub fn forward_with(
+        &self,
+        packed: Option<&Seq2SeqPacked>,
+        src: &[i64],
+        src_lengths: &[usize],
+        tgt_in: &[i64],
+    ) -> Result<Tensor> {
+        let (mem, mut state) = self.encode_with(packed, src, src_lengths)?;
         let b = src_lengths.len();
         let t = tgt_in.len() / b;
         let v = self.config.tgt_vocab;
         let mut logits = Vec::with_capacity(t * b * v);
-        let packed = self.decoder.pack()?;
+        let decoder = match packed {
+            Some(p) => Arc::clone(&p.decoder),
+            None => Arc::new(self.decoder.pack()?),
+        };
+        let packed = &*decoder;
         let mut work = StepWork::default();
         let mut prev = vec![0u32; b];
         for i in 0..t {
             to_token_ids(&tgt_in[i * b..][..b], v, &mut prev)?;
             let out = self
                 .decoder
-                .step_infer(&packed, &prev, &mut state, &mem, &mut work)?;
+                .step_infer(packed, &prev, &mut state, &mem, &mut work)?;
             logits.extend_from_slice(out.logits);
         }
         Tensor::from_vec(&[t, b, v], logits)
