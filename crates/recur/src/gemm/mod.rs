@@ -198,8 +198,8 @@ pub fn num_threads() -> usize {
 pub const KC: usize = 256;
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 21;
-/// The same for one row (a matrix-vector product, on the spinning [`crate::team`]): from about
-/// 256 KiB of weights, two cores streaming them beat one.
+/// The same for one row, or up to a tile's rows, counted in weights (`n·k`, on the spinning
+/// [`crate::team`]): from about 256 KiB of weights, two cores streaming them beat one.
 const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// `op(b)` (`[k, n]`) packed into zero-padded panels of the path's panel width `w` (16 for
@@ -486,12 +486,14 @@ unsafe fn row<K: Kernel>(
 unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
     let (m, k, n) = (op.m, op.b.k(), op.b.n());
     let panels = n.div_ceil(K::NR);
-    let min_work = if m == 1 {
-        ROW_PARALLEL_MIN_WORK
+    // Up to one tile of rows (a decoder step of a few beams) streams its weights as one row
+    // does, and is split by their size; more rows, by the work.
+    let (work, min_work) = if m <= K::MR {
+        (n * k, ROW_PARALLEL_MIN_WORK)
     } else {
-        PARALLEL_MIN_WORK
+        (m * n * k, PARALLEL_MIN_WORK)
     };
-    let threads = if m * n * k >= min_work {
+    let threads = if work >= min_work {
         threads.clamp(1, panels)
     } else {
         1
@@ -803,7 +805,8 @@ mod tests {
 
     #[test]
     fn a_row_does_not_depend_on_the_rest_of_the_batch_or_threads() {
-        let (n, k) = (100, 300);
+        // n·k above ROW_PARALLEL_MIN_WORK: a few rows split among threads too.
+        let (n, k) = (260, 300);
         let b = data(n * k, 3);
         let a = data(70 * k, 4);
         let mut alone = vec![0.0f32; n];
@@ -819,7 +822,7 @@ mod tests {
             false,
             1,
         );
-        for (m, threads) in [(6, 1), (17, 2), (70, 2), (64, 1)] {
+        for (m, threads) in [(6, 1), (6, 2), (17, 2), (70, 2), (64, 1)] {
             let mut c = vec![0.0f32; m * n];
             matmul(
                 &mut c,
