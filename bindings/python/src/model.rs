@@ -39,14 +39,16 @@ fn options(request: DecodeRequest, t: &Transducer) -> PyResult<DecodeOptions> {
 /// Decodes `inputs` a chunk at a time with the GIL released, letting Python handle pending
 /// signals between chunks, so that Ctrl-C stops a long call within one chunk's time.
 /// Results do not depend on the chunking: the library decodes in chunks of
-/// [`DECODE_CHUNK`] itself, and an input's result does not depend on its batch.
+/// [`DECODE_CHUNK`] itself (one per kernel thread at once), and an input's result does not
+/// depend on its batch.
 fn in_chunks<T: Send>(
     py: Python<'_>,
     inputs: &[&str],
     decode: impl Fn(&[&str]) -> recur::Result<Vec<T>> + Sync,
 ) -> PyResult<Vec<T>> {
     let mut outs = Vec::with_capacity(inputs.len());
-    for part in inputs.chunks(DECODE_CHUNK) {
+    let chunk = DECODE_CHUNK * recur::gemm::num_threads().max(1);
+    for part in inputs.chunks(chunk) {
         outs.extend(py.detach(|| decode(part)).map_err(value_error)?);
         py.check_signals()?;
     }

@@ -521,6 +521,9 @@ impl std::fmt::Debug for PackCache {
 /// Inputs decoded together by [`Transducer::translate`].
 pub const DECODE_CHUNK: usize = 256;
 
+/// Where a worker of [`Transducer::translate`] leaves a chunk's outputs.
+type ChunkSlot = std::sync::Mutex<Option<Result<Vec<Vec<Output>>>>>;
+
 impl Transducer {
     /// A fresh, untrained model for `config` and the vocabularies (initialised from the seed).
     pub fn new(mut config: RunConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Result<Self> {
@@ -946,28 +949,82 @@ impl Transducer {
             .collect())
     }
 
-    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time.
+    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time. With several
+    /// kernel threads and several chunks, the threads decode different chunks, each on one
+    /// thread (no synchronisation per step; the same results, as decoding depends neither on
+    /// the batch nor on the threads).
     fn decode(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
+        let chunks: Vec<&[&str]> = inputs.chunks(DECODE_CHUNK).collect();
+        let workers = crate::gemm::num_threads().min(chunks.len()).max(1);
+        if workers == 1 {
+            let mut outputs = Vec::with_capacity(inputs.len());
+            for part in chunks {
+                outputs.extend(self.decode_chunk(part, opts, 1)?);
+            }
+            return Ok(outputs);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<ChunkSlot> = chunks.iter().map(|_| ChunkSlot::default()).collect();
+        rayon::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|_| {
+                    crate::gemm::with_threads(1, || loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(part) = chunks.get(i) else { break };
+                        let result = self.decode_chunk(part, opts, workers);
+                        let failed = result.is_err();
+                        if let Ok(mut slot) = done[i].lock() {
+                            *slot = Some(result);
+                        }
+                        if failed {
+                            // The others stop at their next chunk.
+                            next.store(chunks.len(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    })
+                });
+            }
+        });
         let mut outputs = Vec::with_capacity(inputs.len());
-        for part in inputs.chunks(DECODE_CHUNK) {
-            let srcs: Vec<Vec<i64>> = part.iter().map(|s| self.encode_source(s)).collect();
-            let longest = srcs.iter().map(Vec::len).max().unwrap_or(0);
-            let bytes = self
-                .ensemble()
-                .iter()
-                .map(|m| limits::decode_bytes(&m.config, srcs.len(), opts.beam_size, longest))
-                .fold(0u64, u64::saturating_add);
-            let what = format!(
-                "decoding {} inputs of up to {longest} tokens at beam {}",
-                srcs.len(),
-                opts.beam_size
-            );
-            limits::check_memory("translate", &what, bytes)?;
-            for hs in self.decode_ids(&srcs, opts)? {
-                outputs.push(hs.into_iter().map(|h| self.output(h)).collect());
+        for slot in done {
+            match slot.into_inner().ok().flatten() {
+                Some(result) => outputs.extend(result?),
+                None => break, // after a failed chunk: its error comes first
             }
         }
         Ok(outputs)
+    }
+
+    /// Decodes one chunk of inputs, `concurrent` chunks being decoded at once (for the memory
+    /// check).
+    fn decode_chunk(
+        &self,
+        part: &[&str],
+        opts: &DecodeOptions,
+        concurrent: usize,
+    ) -> Result<Vec<Vec<Output>>> {
+        let srcs: Vec<Vec<i64>> = part.iter().map(|s| self.encode_source(s)).collect();
+        let longest = srcs.iter().map(Vec::len).max().unwrap_or(0);
+        let bytes = self
+            .ensemble()
+            .iter()
+            .map(|m| limits::decode_bytes(&m.config, srcs.len(), opts.beam_size, longest))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(concurrent as u64);
+        let what = format!(
+            "decoding {} inputs of up to {longest} tokens at beam {}{}",
+            srcs.len(),
+            opts.beam_size,
+            match concurrent {
+                1 => String::new(),
+                n => format!(", {n} batches at once"),
+            }
+        );
+        limits::check_memory("translate", &what, bytes)?;
+        let hyps = self.decode_ids(&srcs, opts)?;
+        Ok(hyps
+            .into_iter()
+            .map(|hs| hs.into_iter().map(|h| self.output(h)).collect())
+            .collect())
     }
 
     /// Scores the model on `(source, reference)` pairs with [`crate::eval::evaluate`]: sources
@@ -1165,6 +1222,38 @@ mod tests {
             return_attention: true,
             ..Default::default()
         }
+    }
+
+    /// Several chunks decoded by several threads at once give what one thread gives, in input
+    /// order, with an ensemble and attention.
+    #[test]
+    fn chunks_decoded_in_parallel_equal_one_thread() {
+        use crate::seq2seq::AttentionKind;
+        let mut t = tiny(AttentionKind::Bahdanau, 1, "abcde");
+        t.add_member(tiny(AttentionKind::LuongGeneral, 2, "abcde"), "member")
+            .unwrap();
+        let words: Vec<String> = (0..2 * DECODE_CHUNK + 37)
+            .map(|i| {
+                let len = 1 + i % 7;
+                (0..len)
+                    .map(|j| (b'a' + ((i * 7 + j * 3) % 5) as u8) as char)
+                    .collect()
+            })
+            .collect();
+        let inputs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let bits = |outs: Vec<Vec<Output>>| -> Vec<(String, u32, Vec<u32>)> {
+            outs.into_iter()
+                .flatten()
+                .map(|o| {
+                    let attn = o.attention.iter().flatten().map(|x| x.to_bits()).collect();
+                    (o.text, o.score.to_bits(), attn)
+                })
+                .collect()
+        };
+        let one = crate::gemm::with_threads(1, || t.translate(&inputs, &beam(2))).unwrap();
+        let three = crate::gemm::with_threads(3, || t.translate(&inputs, &beam(2))).unwrap();
+        assert_eq!(one.len(), inputs.len());
+        assert_eq!(bits(one), bits(three));
     }
 
     #[test]

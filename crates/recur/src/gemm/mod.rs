@@ -183,8 +183,31 @@ pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
-/// The number of threads recur's kernels use.
+thread_local! {
+    /// This thread's own kernel thread count while [`with_threads`] runs (0: none).
+    static THREADS_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` with this thread's kernels on `n` threads (at least 1) whatever
+/// [`set_num_threads`] says, as when several threads each decode their own batch.
+pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    /// Restores the previous count, also when `f` panics.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREADS_HERE.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(THREADS_HERE.with(|t| t.replace(n.max(1))));
+    f()
+}
+
+/// The number of threads recur's kernels use (on this thread, inside [`with_threads`]).
 pub fn num_threads() -> usize {
+    let here = THREADS_HERE.with(|t| t.get());
+    if here > 0 {
+        return here;
+    }
     match THREADS.load(Ordering::Relaxed) {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())

@@ -322,6 +322,9 @@ pub fn forward(
             project_inputs(packed, x, tb, &mut gates, threads);
             gates
         }
+        // Inference looks each step's rows up when it takes the step (below), into one
+        // step's worth: they are then still in cache.
+        SweepInput::Tokens(_) if !train => vec![0.0f32; d.batch * gh],
         SweepInput::Tokens(ids) => {
             // Filled row by row from the table, not zeroed first (a chunk of 256 words makes
             // this several megabytes).
@@ -384,7 +387,15 @@ pub fn forward(
                 c_prev[t * d.batch * hid..][..n * hid].copy_from_slice(&c[..n * hid]);
             }
         }
-        let g = &mut gates[t * d.batch * gh..][..n * gh];
+        let g = match x {
+            SweepInput::Tokens(ids) if !train => {
+                let table = packed.table.as_deref().expect("token input needs a table");
+                let g = &mut gates[..n * gh];
+                lookup_inputs(table, gh, &ids[t * d.batch..][..n], None, g);
+                g
+            }
+            _ => &mut gates[t * d.batch * gh..][..n * gh],
+        };
         let scratch = CellScratch {
             hg: if d.mode == RnnMode::Gru {
                 &mut hg[blk * gh..][..n * gh]
@@ -439,22 +450,33 @@ fn cell_step(
     scratch: CellScratch,
     threads: usize,
 ) {
-    let (hid, ho) = (d.hidden, d.out);
+    let (hid, ho, gh) = (d.hidden, d.out, d.gates());
     let (w_hh, w_hr) = (&packed.w_hh, &packed.w_hr);
     match d.mode {
         RnnMode::Lstm => {
             // (B) a += h·W_hhᵀ
             matmul_packed(g, &h[..n * ho], Trans::N, w_hh, n, true, threads);
             // (C)
-            let tc = scratch.tanh_c;
+            let tc = Rows::of(scratch.tanh_c, hid);
+            let (gs, cs) = (Rows::of(g, gh), Rows::of(&mut c[..n * hid], hid));
             if d.proj() {
-                let hf = scratch.h_full;
-                lstm::forward(n, hid, g, &mut c[..n * hid], hf, tc);
+                let h_full = scratch.h_full;
+                let hf = Rows::of(h_full, hid);
+                for_row_blocks(n, hid, threads, &|r0, rows| {
+                    // SAFETY: each block takes its own rows of buffers of n rows.
+                    let [g, c, hf, tc] = unsafe { [gs, cs, hf, tc].map(|b| b.block(r0, rows)) };
+                    lstm::forward(rows, hid, g, c, hf, tc);
+                });
                 // (D) h' = (o tanh c')·W_hrᵀ
                 let w_hr = w_hr.as_ref().expect("projection weight");
-                matmul_packed(&mut h[..n * ho], hf, Trans::N, w_hr, n, false, threads);
+                matmul_packed(&mut h[..n * ho], h_full, Trans::N, w_hr, n, false, threads);
             } else {
-                lstm::forward(n, hid, g, &mut c[..n * hid], &mut h[..n * hid], tc);
+                let hs = Rows::of(&mut h[..n * hid], hid);
+                for_row_blocks(n, hid, threads, &|r0, rows| {
+                    // SAFETY: as above.
+                    let [g, c, h, tc] = unsafe { [gs, cs, hs, tc].map(|b| b.block(r0, rows)) };
+                    lstm::forward(rows, hid, g, c, h, tc);
+                });
             }
         }
         RnnMode::Gru => {
@@ -462,15 +484,80 @@ fn cell_step(
             // (B) ĥ = h·W_hhᵀ
             matmul_packed(hgs, &h[..n * hid], Trans::N, w_hh, n, false, threads);
             // (C)
-            gru::forward(n, hid, g, hgs, b_hh, &mut h[..n * hid]);
+            let (gs, hgs, hs) = (
+                Rows::of(g, gh),
+                Rows::of(hgs, gh),
+                Rows::of(&mut h[..n * hid], hid),
+            );
+            for_row_blocks(n, hid, threads, &|r0, rows| {
+                // SAFETY: as above.
+                let [g, hg, h] = unsafe { [gs, hgs, hs].map(|b| b.block(r0, rows)) };
+                gru::forward(rows, hid, g, hg, b_hh, h);
+            });
         }
         RnnMode::RnnTanh | RnnMode::RnnRelu => {
             // (B)
             matmul_packed(g, &h[..n * hid], Trans::N, w_hh, n, true, threads);
             // (C)
-            elman::forward(n, hid, d.mode.nonlinearity(), g, &mut h[..n * hid]);
+            let (gs, hs) = (Rows::of(g, gh), Rows::of(&mut h[..n * hid], hid));
+            for_row_blocks(n, hid, threads, &|r0, rows| {
+                // SAFETY: as above.
+                let [g, h] = unsafe { [gs, hs].map(|b| b.block(r0, rows)) };
+                elman::forward(rows, hid, d.mode.nonlinearity(), g, h);
+            });
         }
     }
+}
+
+/// A buffer of rows (`width` floats each) that the blocks of [`for_row_blocks`] share, each
+/// taking its own rows.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    addr: usize,
+    len: usize,
+    width: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(buf: &'a mut [f32], width: usize) -> Self {
+        Rows {
+            addr: buf.as_mut_ptr() as usize,
+            len: buf.len(),
+            width,
+            _buf: std::marker::PhantomData,
+        }
+    }
+
+    /// Rows `r0..r0 + rows`.
+    ///
+    /// SAFETY: no other live slice of this buffer overlaps these rows.
+    unsafe fn block(self, r0: usize, rows: usize) -> &'a mut [f32] {
+        let (at, n) = (r0 * self.width, rows * self.width);
+        assert!(at + n <= self.len, "row block beyond its buffer");
+        // SAFETY: within the buffer (checked), exclusive by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut((self.addr as *mut f32).add(at), n) }
+    }
+}
+
+/// Below this many values per thread, a step's gate kernel runs on one thread.
+const ROW_BLOCK_MIN_VALUES: usize = 8192;
+
+/// Runs `f(first_row, rows)` over `n` rows of `width` values, in blocks split among up to
+/// `threads` threads of the [`crate::team`] when each gets enough values. The gate kernels treat
+/// each row alone, so the split does not change the bits.
+fn for_row_blocks(n: usize, width: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let parts = threads.min(n * width / ROW_BLOCK_MIN_VALUES).max(1);
+    if parts == 1 {
+        return f(0, n);
+    }
+    let per = n.div_ceil(parts);
+    crate::team::run(parts, &|t| {
+        let (r0, r1) = (t * per, ((t + 1) * per).min(n));
+        if r0 < r1 {
+            f(r0, r1 - r0);
+        }
+    });
 }
 
 /// Reusable buffers of [`step`]: sized on first use, reused while the row count does not grow.
