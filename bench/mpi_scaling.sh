@@ -7,6 +7,7 @@
 #   A  1 rank  × 1 thread    recur --threads 1 train ...
 #   B  1 rank  × 2 threads   recur --threads 2 train ...
 #   C  2 ranks × 1 thread    mpirun -np 2 recur --threads 1 train ...
+#   D  2 independent 1-thread runs at once, each on half the global batch (no exchange)
 #
 # It prints the three rates and the three numbers of the issue's targets: C/A (>= 1.8),
 # C/B (>= 1.0) and the largest relative difference of the first 50 step losses of C and A
@@ -62,7 +63,8 @@ EOF
 rate() {
   local out=$WORK/$1; shift
   local summary
-  summary=$("$@" train --quiet --config "$WORK/w3.toml" --out "$out")
+  # shellcheck disable=SC2086
+  summary=$("$@" train --quiet --config "$WORK/w3.toml" --out "$out" ${TRAIN_ARGS:-})
   local seconds tokens
   seconds=$(sed -n 's/.* steps in \([0-9.]*\) s.*/\1/p' <<<"$summary")
   tokens=$(grep '"event":"step"' "$out/log.jsonl" | sed 's/.*"tokens":\([0-9]*\).*/\1/' | paste -sd+ | bc)
@@ -80,11 +82,20 @@ B=$(rate one-t2 "$RECUR" --threads 2)
 # shellcheck disable=SC2086
 # RECUR_MPI_STATS=1: each rank prints its time in the allreduce (stderr).
 C=$(RECUR_MPI_STATS=1 rate two-t1 mpirun --allow-run-as-root --oversubscribe -x RECUR_MPI_STATS ${MPIRUN_ARGS:-} -np 2 "$RECUR" --threads 1)
+# D: what two ranks could reach here if the exchange and the work every rank repeats cost
+# nothing: two independent 1-thread runs at the same time, each on half the global batch (as a
+# rank's share), sharing the machine's caches and memory bandwidth as the two ranks do.
+HALF="--set train.max_tokens=$((BUDGET / 2))"
+TRAIN_ARGS=$HALF rate half-a "$RECUR" --threads 1 > "$WORK/d1" &
+TRAIN_ARGS=$HALF rate half-b "$RECUR" --threads 1 > "$WORK/d2" &
+wait
+D=$(echo "$(cat "$WORK/d1") + $(cat "$WORK/d2")" | bc -l)
 DIFF=$(paste <(losses one-t1) <(losses two-t1) | awk '{d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d} END {printf "%.3g", m}')
 printf 'A 1 rank x 1 thread   %8.0f tokens/s\n' "$A"
 printf 'B 1 rank x 2 threads  %8.0f tokens/s\n' "$B"
 printf 'C 2 ranks x 1 thread  %8.0f tokens/s\n' "$C"
 printf 'C/A = %.2f (target >= 1.8)\n' "$(echo "$C / $A" | bc -l)"
 printf 'C/B = %.2f (target >= 1.0)\n' "$(echo "$C / $B" | bc -l)"
+printf 'D 2 independent 1-thread runs on half batches, at once: %.0f tokens/s in all; D/A = %.2f (the bound on C/A without exchange)\n' "$D" "$(echo "$D / $A" | bc -l)"
 echo "first 50 losses, C vs A: max relative difference $DIFF (target <= 1e-4)"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
