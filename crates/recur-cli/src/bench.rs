@@ -464,7 +464,8 @@ impl G2pSetup {
 }
 
 /// W4: greedy g2p decoding of `words` in batches of `batch` with recur's own decoder
-/// ([`translate_packed`], as `recur translate` runs it): at most 20 steps, and a word leaves the
+/// ([`translate_packed`]; batches on different threads, as `Transducer::translate` decodes a
+/// long list, [`recur::chunks::map_chunks`]): at most 20 steps, and a word leaves the
 /// batch once it emitted `</s>`, so a batch computes only its live rows (the script's loop runs
 /// every row until the whole batch is done). One counting run first (also a warm-up) gives the
 /// rows computed.
@@ -480,15 +481,21 @@ fn w4(setup: &G2pSetup, batch: usize, warmup: usize, runs: usize) -> Result<Meas
         ..DecodeOptions::default()
     };
     let packed = model.pack()?; // once, as a served model does
+    let decode = |chunk: &[Vec<i64>], _: usize| translate_packed(model, &packed, chunk, &opts);
     let decode_all = || -> Result<u64> {
-        let mut dec_rows = 0u64;
-        for chunk in words.chunks(batch) {
-            for h in translate_packed(model, &packed, chunk, &opts)? {
-                // One decoder row per emitted token, plus the step that emitted `</s>`.
-                dec_rows += (h[0].tokens.len() + usize::from(!h[0].truncated)) as u64;
-            }
-        }
-        Ok(dec_rows)
+        // Batches go to different threads, as `Transducer::translate` decodes a long list; one
+        // word at a time stays one word at a time, its steps split among the threads.
+        let hyps = match batch {
+            1 => words
+                .chunks(1)
+                .map(|w| decode(w, 1))
+                .collect::<Result<Vec<_>>>()?,
+            _ => vec![recur::chunks::map_chunks(words, batch, decode)?],
+        };
+        let hyps = hyps.iter().flatten();
+        // One decoder row per emitted token, plus the step that emitted `</s>`.
+        let rows = hyps.map(|h| h[0].tokens.len() + usize::from(!h[0].truncated));
+        Ok(rows.sum::<usize>() as u64)
     };
     let dec_rows = decode_all()?;
     let enc_rows = words.iter().map(Vec::len).sum::<usize>() as u64;

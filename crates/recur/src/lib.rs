@@ -10,6 +10,7 @@
 
 pub mod average;
 pub mod checkpoint;
+pub mod chunks;
 pub mod collective;
 pub mod data;
 pub mod error;

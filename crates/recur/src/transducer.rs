@@ -521,9 +521,6 @@ impl std::fmt::Debug for PackCache {
 /// Inputs decoded together by [`Transducer::translate`].
 pub const DECODE_CHUNK: usize = 256;
 
-/// Where a worker of [`Transducer::translate`] leaves a chunk's outputs.
-type ChunkSlot = std::sync::Mutex<Option<Result<Vec<Vec<Output>>>>>;
-
 impl Transducer {
     /// A fresh, untrained model for `config` and the vocabularies (initialised from the seed).
     pub fn new(mut config: RunConfig, src_vocab: Vocab, tgt_vocab: Vocab) -> Result<Self> {
@@ -949,49 +946,12 @@ impl Transducer {
             .collect())
     }
 
-    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time. With several
-    /// kernel threads and several chunks, the threads decode different chunks, each on one
-    /// thread (no synchronisation per step; the same results, as decoding depends neither on
-    /// the batch nor on the threads).
+    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time; with several
+    /// kernel threads, the threads decode different chunks ([`crate::chunks::map_chunks`]).
     fn decode(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        let chunks: Vec<&[&str]> = inputs.chunks(DECODE_CHUNK).collect();
-        let workers = crate::gemm::num_threads().min(chunks.len()).max(1);
-        if workers == 1 {
-            let mut outputs = Vec::with_capacity(inputs.len());
-            for part in chunks {
-                outputs.extend(self.decode_chunk(part, opts, 1)?);
-            }
-            return Ok(outputs);
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Vec<ChunkSlot> = chunks.iter().map(|_| ChunkSlot::default()).collect();
-        rayon::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|_| {
-                    crate::gemm::with_threads(1, || loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(part) = chunks.get(i) else { break };
-                        let result = self.decode_chunk(part, opts, workers);
-                        let failed = result.is_err();
-                        if let Ok(mut slot) = done[i].lock() {
-                            *slot = Some(result);
-                        }
-                        if failed {
-                            // The others stop at their next chunk.
-                            next.store(chunks.len(), std::sync::atomic::Ordering::Relaxed);
-                        }
-                    })
-                });
-            }
-        });
-        let mut outputs = Vec::with_capacity(inputs.len());
-        for slot in done {
-            match slot.into_inner().ok().flatten() {
-                Some(result) => outputs.extend(result?),
-                None => break, // after a failed chunk: its error comes first
-            }
-        }
-        Ok(outputs)
+        crate::chunks::map_chunks(inputs, DECODE_CHUNK, |part, concurrent| {
+            self.decode_chunk(part, opts, concurrent)
+        })
     }
 
     /// Decodes one chunk of inputs, `concurrent` chunks being decoded at once (for the memory
