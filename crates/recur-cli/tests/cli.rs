@@ -681,3 +681,32 @@ fn no_ensemble_decodes_with_the_first_model_alone() {
     };
     assert_ne!(score(&[]), score(&["--no-ensemble"]));
 }
+
+/// Word mode reads a `--batch` per thread and the threads decode different batches: the output
+/// is the same, line for line and in order, as one thread's.
+#[test]
+fn threads_decoding_different_batches_keep_the_output() {
+    let words: String = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/words1000.txt"),
+    )
+    .unwrap()
+    .split_whitespace()
+    .take(300)
+    .map(|w| format!("{w}\n"))
+    .collect();
+    let run = |threads: &str, batch: &str| -> String {
+        let mut cmd = recur();
+        cmd.args(["--threads", threads, "translate", "--model", "hi-translit"])
+            .args(["--batch", batch, "--format", "jsonl"]);
+        let out = common::with_stdin(&mut cmd, &words);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = run("1", "256");
+    assert_eq!(one.lines().count(), 300);
+    assert_eq!(run("3", "7"), one);
+}

@@ -916,6 +916,17 @@ impl Transducer {
     /// depend on it), an input longer than [`limits::MAX_SOURCE_CHARS`] characters is an error
     /// naming it, and a beam that would not fit in memory is refused with the estimate.
     pub fn translate(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
+        self.translate_in_batches(inputs, opts, DECODE_CHUNK)
+    }
+
+    /// [`Self::translate`] decoding `batch` inputs together (1 to [`DECODE_CHUNK`]; the
+    /// results are the same whatever the batch), the kernel threads taking different batches.
+    pub fn translate_in_batches(
+        &self,
+        inputs: &[&str],
+        opts: &DecodeOptions,
+        batch: usize,
+    ) -> Result<Vec<Vec<Output>>> {
         let opts = &self.resolve_options(opts)?;
         if let Some((i, s)) = inputs
             .iter()
@@ -939,17 +950,24 @@ impl Transducer {
             .filter(|(_, k)| k.is_none())
             .map(|(s, _)| *s)
             .collect();
-        let mut decoded = self.decode(&misses, opts)?.into_iter();
+        let mut decoded = self.decode(&misses, opts, batch)?.into_iter();
         Ok(known
             .into_iter()
             .map(|k| k.unwrap_or_else(|| decoded.next().unwrap_or_default()))
             .collect())
     }
 
-    /// Decodes every input with the model alone, [`DECODE_CHUNK`] at a time; with several
-    /// kernel threads, the threads decode different chunks ([`crate::chunks::map_chunks`]).
-    fn decode(&self, inputs: &[&str], opts: &DecodeOptions) -> Result<Vec<Vec<Output>>> {
-        crate::chunks::map_chunks(inputs, DECODE_CHUNK, |part, concurrent| {
+    /// Decodes every input with the model alone, `batch` (at most [`DECODE_CHUNK`]) at a time;
+    /// with several kernel threads, the threads decode different batches
+    /// ([`crate::chunks::map_chunks`]).
+    fn decode(
+        &self,
+        inputs: &[&str],
+        opts: &DecodeOptions,
+        batch: usize,
+    ) -> Result<Vec<Vec<Output>>> {
+        let batch = batch.clamp(1, DECODE_CHUNK);
+        crate::chunks::map_chunks(inputs, batch, |part, concurrent| {
             self.decode_chunk(part, opts, concurrent)
         })
     }

@@ -80,7 +80,20 @@ pub fn run(
     fmt: &Format,
     interactive: bool,
 ) -> Result<()> {
-    let batch = if interactive { 1 } else { fmt.batch };
+    // Word mode reads a batch per kernel thread at a time: the threads decode different
+    // batches (`Transducer::translate_in_batches`). Sentence mode reads one batch of lines,
+    // whose words the library already spreads over the threads.
+    let per_read = match fmt.sentences {
+        true => 1,
+        false => recur::gemm::num_threads().max(1),
+    };
+    // The library decodes at most DECODE_CHUNK inputs together whatever `--batch` says.
+    let decoded_together = fmt.batch.clamp(1, recur::transducer::DECODE_CHUNK);
+    let batch = match interactive {
+        true => 1,
+        false => decoded_together * per_read,
+    };
+    let batch_chars = BATCH_CHARS.saturating_mul(per_read);
     let mut lines: Vec<String> = Vec::with_capacity(batch);
     let (mut chars, mut raw) = (0usize, Vec::new());
     for number in 1.. {
@@ -95,7 +108,7 @@ pub fn run(
         check_sources(t, &line, fmt.sentences).with_context(|| format!("input line {number}"))?;
         chars += line.len();
         lines.push(line);
-        if lines.len() >= batch || chars >= BATCH_CHARS {
+        if lines.len() >= batch || chars >= batch_chars {
             emit(t, &lines, &mut out, opts, fmt)?;
             out.flush()?;
             (lines, chars) = (Vec::with_capacity(batch), 0);
@@ -169,7 +182,7 @@ fn emit(
         return Ok(());
     }
     let nbest = opts.nbest > 1;
-    for outs in t.translate(&refs, opts)? {
+    for outs in t.translate_in_batches(&refs, opts, fmt.batch)? {
         for o in outs.iter().take(opts.nbest.max(1)) {
             let mut line = o.text.clone();
             if fmt.scores || nbest {
@@ -223,7 +236,10 @@ fn emit_jsonl(
         }
         return Ok(());
     }
-    for (line, outs) in lines.iter().zip(t.translate(lines, opts)?) {
+    for (line, outs) in lines
+        .iter()
+        .zip(t.translate_in_batches(lines, opts, fmt.batch)?)
+    {
         let v = serde_json::json!({"input": line, "hypotheses": hyps(&outs)});
         writeln!(out, "{v}")?;
     }
