@@ -76,15 +76,20 @@ impl Memory {
     /// Precomputes `h_j · Wᵀ` for every live key (`w` packed `(K, G)`), so that a step that
     /// multiplies its context `c = Σ_j a_j h_j` by `W` can instead sum `Σ_j a_j (h_j · Wᵀ)`
     /// ([`Memory::add_weighted_values`]): per step S·G multiply-adds per row instead of K·G,
-    /// and `W` is read once per source instead of once per step. Call it before any
-    /// [`Memory::select`] (blocks are then sources). Padding is not projected, so the values
-    /// take `Σ len × G` floats whatever the longest source.
+    /// and `W` is read once per source instead of once per step. Padding is not projected, so
+    /// the values take `Σ len × G` floats whatever the longest source; a source no row points
+    /// at (after [`Memory::select`]) takes none.
     pub fn project_values(&mut self, w: &PackedB) {
         let (s, k, g) = (self.steps, self.key_dim, w.n());
+        let sources = self.keys.len() / (s * k).max(1);
+        let mut source_len = vec![0usize; sources];
+        for (&n, &len) in self.block.iter().zip(&self.lengths) {
+            source_len[n] = len;
+        }
         let mut live = Vec::new();
         self.values_at.clear();
         self.values_at.push(0);
-        for (n, &len) in self.lengths.iter().enumerate() {
+        for (n, &len) in source_len.iter().enumerate() {
             live.extend_from_slice(&self.keys[n * s * k..][..len * k]);
             self.values_at.push(self.values_at[n] + len);
         }
@@ -562,16 +567,34 @@ impl Attention {
         let b = mem.rows();
         match self {
             Attention::None => cat_rows_into(x, &[(e, emb)], b),
-            Attention::Bahdanau(a) => {
-                w.query.clear();
-                w.query.extend_from_slice(top);
-                a.attend(mem, packed, w, train)?;
+            Attention::Bahdanau(_) => {
+                self.attend_before(packed, top, mem, w, train)?;
                 cat_rows_into(x, &[(e, emb), (&w.context, mem.key_dim)], b); // (B, E+K)
             }
             Attention::Luong(_) => {
                 let hd = feed.len().checked_div(b).unwrap_or(0);
                 cat_rows_into(x, &[(e, emb), (feed, hd)], b); // (B, E+Hd)
             }
+        }
+        Ok(())
+    }
+
+    /// Bahdanau's attention before the recurrence, without building the recurrence's input:
+    /// the weights and context of the previous top state `top` `[B, Hd]` into `w` (for a
+    /// decoder that adds the context's gates itself, [`Memory::add_weighted_values`]). Does
+    /// nothing for the other kinds.
+    pub fn attend_before(
+        &self,
+        packed: Option<&PackedB>,
+        top: &[f32],
+        mem: &Memory,
+        w: &mut AttnWork,
+        train: bool,
+    ) -> Result<()> {
+        if let Attention::Bahdanau(a) = self {
+            w.query.clear();
+            w.query.extend_from_slice(top);
+            a.attend(mem, packed, w, train)?;
         }
         Ok(())
     }
@@ -806,5 +829,46 @@ impl Module for Attention {
                 v
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::PackedB;
+
+    /// Keys projected before or after rows are gathered (beams expanded, a source dropped) give
+    /// every row the same weighted sum of its own source's projected keys.
+    #[test]
+    fn projected_values_follow_the_rows_whatever_the_selection() {
+        let (s, k, g) = (3, 4, 5);
+        let keys: Vec<f32> = (0..3 * s * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..g * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let w = PackedB::new(&w, Trans::T, k, g);
+        let fresh = || Memory::new(keys.clone(), Vec::new(), vec![3, 1, 2], s, k, 0);
+        let keep = [2, 2, 0, 2];
+        let mut before = fresh();
+        before.project_values(&w);
+        before.select(&keep).unwrap();
+        let mut after = fresh();
+        after.select(&keep).unwrap();
+        after.project_values(&w);
+        let weights: Vec<f32> = (0..keep.len() * s).map(|i| 0.1 + i as f32 * 0.05).collect();
+        let sum = |m: &Memory| {
+            let mut out = vec![0.0f32; keep.len() * g];
+            m.add_weighted_values(&weights, &mut out);
+            out
+        };
+        assert_eq!(sum(&before), sum(&after));
+        // Row 2 is source 0 (3 keys): its sum by hand.
+        let mut want = vec![0.0f32; g];
+        for j in 0..3 {
+            let mut v = vec![0.0f32; g];
+            crate::gemm::matmul_packed(&mut v, &keys[j * k..][..k], Trans::N, &w, 1, false, 1);
+            want.iter_mut()
+                .zip(&v)
+                .for_each(|(o, &x)| *o += weights[2 * s + j] * x);
+        }
+        assert_eq!(&sum(&after)[2 * g..3 * g], &want[..]);
     }
 }

@@ -431,11 +431,17 @@ impl Decoder {
                 .context
                 .as_ref()
                 .filter(|_| mem.has_values() && !train);
-            self.attention
-                .rnn_input(att, e, top, feed, mem, &mut w.att, &mut w.x, train)?;
+            match projected {
+                Some(_) => self
+                    .attention
+                    .attend_before(att, top, mem, &mut w.att, train)?,
+                None => self
+                    .attention
+                    .rnn_input(att, e, top, feed, mem, &mut w.att, &mut w.x, train)?,
+            }
             match rng.as_deref_mut() {
                 // Decoding with projected keys (see `prepare_memory`): the gates of the context
-                // are the attention-weighted sum of the keys' projections.
+                // are the attention-weighted sum of the keys' projections; `w.x` holds them.
                 None if projected.is_some() => {
                     let gh = projected.map_or(0, |p| p.n());
                     let gates = zeroed(&mut w.x, b * gh);
