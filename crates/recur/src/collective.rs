@@ -31,9 +31,11 @@ pub trait Collective: Send + Sync {
     fn rank(&self) -> usize;
     /// The number of processes.
     fn size(&self) -> usize;
-    /// Replaces `buf` on every rank by the element-wise sum of all ranks' `buf`s. Every rank
-    /// must receive the same bits (MPI's reductions do), or the replicas drift apart.
-    fn allreduce_sum(&self, buf: &mut [f32]) -> Result<()>;
+    /// Writes into `sum` on every rank the element-wise sum of all ranks' `send`s (the two
+    /// have one length; two buffers spare a copy, as MPI has no in-place reduction to offer
+    /// portably). Every rank must receive the same bits (MPI's reductions do), or the replicas
+    /// drift apart.
+    fn allreduce_sum(&self, send: &[f32], sum: &mut [f32]) -> Result<()>;
     /// Replaces `buf` on every rank by rank 0's (lengths must agree).
     fn broadcast(&self, buf: &mut [f32]) -> Result<()>;
     /// Replaces `buf` on every rank by rank 0's bytes; the length comes from rank 0.
@@ -56,7 +58,8 @@ impl Collective for SingleProcess {
     fn size(&self) -> usize {
         1
     }
-    fn allreduce_sum(&self, _buf: &mut [f32]) -> Result<()> {
+    fn allreduce_sum(&self, send: &[f32], sum: &mut [f32]) -> Result<()> {
+        sum.copy_from_slice(send);
         Ok(())
     }
     fn broadcast(&self, _buf: &mut [f32]) -> Result<()> {
@@ -68,17 +71,29 @@ impl Collective for SingleProcess {
 }
 
 /// The examples of one global batch that `rank` of `size` trains on: the batch in the column
-/// order of [`crate::data::Batch::collate`] (longest source first), every `size`-th example
-/// from position `rank`. Striding over the length order gives every rank a similar number of
-/// tokens; with `size == 1` the share is the whole batch. A rank may get none when the batch
+/// order of [`crate::data::Batch::collate`] (longest source first), dealt out in rounds of
+/// `size`, every other round in reverse ("snake" order: with two ranks, positions 0, 3, 4, 7, …
+/// to rank 0 and 1, 2, 5, 6, … to rank 1). Plain striding gave rank 0 the longer sentence of
+/// every pair, and it reached the allreduce last at every step; the snake evens the ranks'
+/// tokens. With `size == 1` the share is the whole batch. A rank may get none when the batch
 /// has fewer sentences than there are ranks.
 pub fn rank_share<'a>(batch: &[&'a Example], rank: usize, size: usize) -> Vec<&'a Example> {
+    let size = size.max(1);
     let mut ordered = batch.to_vec();
     ordered.sort_by(|a, b| b.src.len().cmp(&a.src.len()).then(a.index.cmp(&b.index)));
     ordered
         .into_iter()
-        .skip(rank)
-        .step_by(size.max(1))
+        .enumerate()
+        .filter(|(i, _)| {
+            let (round, seat) = (i / size, i % size);
+            let owner = if round % 2 == 0 {
+                seat
+            } else {
+                size - 1 - seat
+            };
+            owner == rank
+        })
+        .map(|(_, e)| e)
         .collect()
 }
 
@@ -117,6 +132,16 @@ mod tests {
             .map(|r| rank_share(&batch, r, 3)[0].src.len())
             .collect();
         assert_eq!(longest, vec![4, 3, 3], "each rank starts near the top");
+        // Sources 4 4 3 3 2 2 1 1 dealt to two ranks in snake order: 4 3 2 1 each.
+        let pairs: Vec<Example> = (0..8).map(|i| example(i, 4 - i / 2)).collect();
+        let batch: Vec<&Example> = pairs.iter().collect();
+        for rank in 0..2 {
+            let lens: Vec<usize> = rank_share(&batch, rank, 2)
+                .iter()
+                .map(|e| e.src.len())
+                .collect();
+            assert_eq!(lens, vec![4, 3, 2, 1], "rank {rank}");
+        }
     }
 
     #[test]

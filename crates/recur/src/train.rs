@@ -260,6 +260,9 @@ pub struct Trainer {
     pub config: TrainConfig,
     /// Where the run stands.
     pub progress: Progress,
+    /// A data-parallel step's exchange buffers (this rank's flat gradients and extras, and
+    /// their sum over the ranks), kept between steps so that a step allocates nothing.
+    exchange: [Vec<f32>; 2],
 }
 
 impl Trainer {
@@ -271,6 +274,7 @@ impl Trainer {
             model,
             config,
             progress: Progress::default(),
+            exchange: [Vec::new(), Vec::new()],
         })
     }
 
@@ -357,15 +361,19 @@ impl Trainer {
         // tokens makes the sum the mean over the global batch, as one process computes it.
         let weight = target_tokens(&share) as f32 / tokens.max(1) as f32;
         let votes = local_votes();
-        let mut flat = self.flat_gradients(weight, SHARED_EXTRAS);
+        let [mut flat, mut sum] = std::mem::take(&mut self.exchange);
+        self.fill_flat_gradients(&mut flat, weight);
         flat.extend([
             local_loss * weight,
             f32::from(u8::from(votes.stop)),
             f32::from(u8::from(votes.time_limit)),
         ]);
-        team.allreduce_sum(&mut flat)?;
-        let extras = flat.split_off(flat.len() - SHARED_EXTRAS);
-        self.set_gradients(&flat);
+        sum.resize(flat.len(), 0.0);
+        team.allreduce_sum(&flat, &mut sum)?;
+        let grads = sum.len() - SHARED_EXTRAS;
+        let extras = [sum[grads], sum[grads + 1], sum[grads + 2]];
+        self.set_gradients(&sum[..grads]);
+        self.exchange = [flat, sum];
         let norm = self.clip_and_update()?;
         let votes = StopVotes {
             stop: extras[1] > 0.0,
@@ -379,19 +387,16 @@ impl Trainer {
         })
     }
 
-    /// Every gradient times `weight`, in [`Module::params`] order, in one buffer with room for
-    /// `extra` more values.
-    fn flat_gradients(&self, weight: f32, extra: usize) -> Vec<f32> {
-        let params = self.model.params();
-        let total: usize = params.iter().map(|p| p.grad.numel()).sum();
-        let mut flat = Vec::with_capacity(total + extra);
-        for p in params {
+    /// Replaces `flat` by every gradient times `weight`, in [`Module::params`] order (its
+    /// capacity is kept, so a step after the first allocates nothing).
+    fn fill_flat_gradients(&self, flat: &mut Vec<f32>, weight: f32) {
+        flat.clear();
+        for p in self.model.params() {
             flat.extend(p.grad.data().iter().map(|g| g * weight));
         }
-        flat
     }
 
-    /// The inverse of [`Trainer::flat_gradients`] (without a weight).
+    /// The inverse of [`Trainer::fill_flat_gradients`] (without a weight).
     fn set_gradients(&mut self, flat: &[f32]) {
         let mut rest = flat;
         for p in self.model.params_mut() {

@@ -46,12 +46,10 @@ impl Collective for MpiWorld {
         self.size
     }
 
-    fn allreduce_sum(&self, buf: &mut [f32]) -> recur::Result<()> {
-        // MPI_IN_PLACE is not exposed by rsmpi; one copy of the buffer costs far less than the
-        // exchange. MPI's default error handler aborts the job on a failed collective.
+    fn allreduce_sum(&self, send: &[f32], sum: &mut [f32]) -> recur::Result<()> {
+        // MPI's default error handler aborts the job on a failed collective.
         let start = Instant::now();
-        let send = buf.to_vec();
-        Self::world().all_reduce_into(&send[..], buf, SystemOperation::sum());
+        Self::world().all_reduce_into(send, sum, SystemOperation::sum());
         let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.allreduce_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.allreduce_calls.fetch_add(1, Ordering::Relaxed);
