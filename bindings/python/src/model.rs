@@ -38,9 +38,9 @@ fn options(request: DecodeRequest, t: &Transducer) -> PyResult<DecodeOptions> {
 
 /// Decodes `inputs` a chunk at a time with the GIL released, letting Python handle pending
 /// signals between chunks, so that Ctrl-C stops a long call within one chunk's time.
-/// Results do not depend on the chunking: the library decodes in chunks of
-/// [`DECODE_CHUNK`] itself (one per kernel thread at once), and an input's result does not
-/// depend on its batch.
+/// Results do not depend on the chunking: the library decodes in smaller batches itself
+/// ([`recur::transducer::decode_batch`], at most [`DECODE_CHUNK`]; one per kernel thread at
+/// once), and an input's result does not depend on its batch.
 fn in_chunks<T: Send>(
     py: Python<'_>,
     inputs: &[&str],

@@ -180,9 +180,9 @@ enum Command {
         /// sentence mode).
         #[arg(long, value_enum, default_value_t = cli::translate::OutputFormat::Text)]
         format: cli::translate::OutputFormat,
-        /// Lines decoded together.
-        #[arg(long, default_value_t = 256)]
-        batch: usize,
+        /// Lines decoded together (at most 256; default 256 ÷ beam: 256 greedy, 64 at beam 4).
+        #[arg(long)]
+        batch: Option<usize>,
         /// Translate only block I of N equal blocks of the --input file's lines (0 <= I < N):
         /// N processes or machines share a large file, and `cat` of their outputs in block
         /// order is the whole output in input order.
@@ -348,11 +348,12 @@ fn main() -> ExitCode {
             input.map(|path| (path, shard)),
             decode,
             lexicon,
+            batch,
             cli::translate::Format {
                 sentences,
                 scores,
                 alignments,
-                batch,
+                batch: 0,
                 output: format,
             },
         )
@@ -551,9 +552,10 @@ fn translate(
     input: Option<(PathBuf, Option<cli::shard::Shard>)>,
     decode: Decode,
     lexicon: LexiconArgs,
-    fmt: cli::translate::Format,
+    batch: Option<usize>,
+    mut fmt: cli::translate::Format,
 ) -> Result<()> {
-    if fmt.batch == 0 {
+    if batch == Some(0) {
         bail!("--batch: expected at least 1, got 0");
     }
     let text = fmt.output == cli::translate::OutputFormat::Text;
@@ -563,6 +565,7 @@ fn translate(
     let mut t = load_model(&model, !decode.no_ensemble)?;
     apply_lexicon(&mut t, &lexicon)?;
     let opts = model_options(&t, &decode, fmt.alignments, fmt.sentences)?;
+    fmt.batch = batch.unwrap_or(recur::transducer::decode_batch(opts.beam_size));
     let stdout = cli::output::stdout();
     match input {
         Some((p, Some(shard))) => {

@@ -24,7 +24,7 @@
 //! column panels. The portable path falls back to `matrixmultiply`, whose zero-padded edge
 //! tiles and fixed blocking also make it row-invariant (its bits differ from the SIMD paths).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// A path's `Kernel::tile`: calls its `$tile::<R, ROWS, HALF>` (R one of the `$r` row counts,
@@ -229,12 +229,27 @@ const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
 /// AVX2 and portable, 32 for AVX-512): panel `j` holds rows `p = 0..k` of columns
 /// `wj..wj+w`, contiguous. It remembers the path that packed it, and products with it run on
 /// that path.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct PackedB {
     data: Vec<f32>,
     k: usize,
     n: usize,
     path: SimdPath,
+    /// Flipped by every one-row product: they walk the panels first to last and last to first
+    /// in turn (see [`row`]).
+    backwards: AtomicBool,
+}
+
+impl Clone for PackedB {
+    fn clone(&self) -> Self {
+        PackedB {
+            data: self.data.clone(),
+            k: self.k,
+            n: self.n,
+            path: self.path,
+            backwards: AtomicBool::new(false),
+        }
+    }
 }
 
 impl PackedB {
@@ -271,7 +286,13 @@ impl PackedB {
                 }
             }
         }
-        PackedB { data, k, n, path }
+        PackedB {
+            data,
+            k,
+            n,
+            path,
+            backwards: AtomicBool::new(false),
+        }
     }
 
     /// Rows k of `op(b)`.
@@ -478,6 +499,12 @@ const ROW_PANELS: usize = 4;
 /// the k-blocks of [`KC`], so each element is the same FMA chain as that row inside any larger
 /// product.
 ///
+/// A group of panels takes all its k-blocks before the next group, and successive calls with
+/// the same `b` walk the groups in opposite directions: a recurrent step's weights slightly
+/// larger than L2 (w2's 1 MB `W_hh` on a 1 MB L2) then start where the last step ended, on
+/// what it left in L2, instead of streaming all of it from L3 at every step (`backwards`, the
+/// direction, alternates per product in [`split`]). Neither order changes any element's chain.
+///
 /// SAFETY: the CPU supports `K`'s path; `c` points to `b.n` floats of which this call may write
 /// the columns of its panels.
 unsafe fn row<K: Kernel>(
@@ -487,19 +514,21 @@ unsafe fn row<K: Kernel>(
     first: usize,
     last: usize,
     accumulate: bool,
+    backwards: bool,
 ) {
     let k = b.k();
-    let mut p0 = 0;
-    while p0 < k {
-        let kc = KC.min(k - p0);
-        let acc = accumulate || p0 > 0;
-        let mut jp = first;
-        while jp < last {
-            let group = ROW_PANELS.min(last - jp);
+    let groups = (last - first).div_ceil(ROW_PANELS);
+    for g in 0..groups {
+        let g = if backwards { groups - 1 - g } else { g };
+        let jp = first + g * ROW_PANELS;
+        let group = ROW_PANELS.min(last - jp);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = KC.min(k - p0);
+            let acc = accumulate || p0 > 0;
             K::row_group(group, kc, a.as_ptr().add(p0), b, p0, jp, c, acc);
-            jp += group;
+            p0 += kc;
         }
-        p0 += kc;
     }
 }
 
@@ -522,6 +551,8 @@ unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
         1
     };
     let c_addr = c.as_mut_ptr() as usize;
+    // Products of up to one tile of rows stream their weights: see [`row`].
+    let backwards = m <= K::MR && op.b.backwards.fetch_xor(true, Ordering::Relaxed);
     let run = |first: usize, last: usize| {
         if m == 1 {
             // One row (a matrix-vector product): op(a) is contiguous whatever `ta`, no packing.
@@ -534,13 +565,19 @@ unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
                     first,
                     last,
                     op.accumulate,
+                    backwards,
                 )
             };
         }
         thread_local!(static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
         // SAFETY: each call writes only the columns of its own panels [first, last) of `c`.
         APACK.with(|buf| unsafe {
-            product::<K>(c_addr as *mut f32, op, first, last, &mut buf.borrow_mut())
+            let panels = Panels {
+                first,
+                last,
+                backwards,
+            };
+            product::<K>(c_addr as *mut f32, op, panels, &mut buf.borrow_mut())
         })
     };
     if threads == 1 {
@@ -558,17 +595,24 @@ unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
     }
 }
 
+/// The column panels `[first, last)` of a product, walked last to first when `backwards`.
+#[derive(Clone, Copy)]
+struct Panels {
+    first: usize,
+    last: usize,
+    backwards: bool,
+}
+
 /// The whole product for panels `[first, last)`: fixed k-blocks in order (every element's sum
 /// is the same chain whatever m and n), chunks of [`Kernel::MC`] rows packed, register tiles.
 ///
 /// SAFETY: as [`split`]; this call may write the columns of its panels of `c`.
-unsafe fn product<K: Kernel>(
-    c: *mut f32,
-    op: &Operands,
-    first: usize,
-    last: usize,
-    apack: &mut Vec<f32>,
-) {
+unsafe fn product<K: Kernel>(c: *mut f32, op: &Operands, panels: Panels, apack: &mut Vec<f32>) {
+    let Panels {
+        first,
+        last,
+        backwards,
+    } = panels;
     let (b, m) = (op.b, op.m);
     let (n, k) = (b.n(), b.k());
     // Chunks of rows outermost: a chunk's rows of `c` (MC × n floats, L3-sized) take all their
@@ -586,7 +630,8 @@ unsafe fn product<K: Kernel>(
             if !in_place {
                 pack_a::<K>(op, i0, rows, p0, kc, apack);
             }
-            for jp in first..last {
+            for j in 0..last - first {
+                let jp = if backwards { last - 1 - j } else { first + j };
                 let panel = b.data.as_ptr().add(jp * k * K::NR + p0 * K::NR);
                 let cols = K::NR.min(n - jp * K::NR);
                 for t in 0..rows.div_ceil(K::MR) {
@@ -868,7 +913,16 @@ mod tests {
     /// k-blocks, overwrite and accumulate, both layouts of op(a).
     #[test]
     fn one_row_equals_its_row_in_a_batch() {
-        for &(n, k) in &[(16, 5), (48, 300), (70, 513), (130, 256), (1, 9), (200, 40)] {
+        // (300, 600): several groups of panels and k-blocks, walked both ways.
+        for &(n, k) in &[
+            (16, 5),
+            (48, 300),
+            (70, 513),
+            (130, 256),
+            (1, 9),
+            (200, 40),
+            (300, 600),
+        ] {
             let b = data(n * k, 5);
             let packed = PackedB::new(&b, Trans::T, k, n);
             let m = 7;
@@ -886,6 +940,11 @@ mod tests {
                     let row = &a[r * k..(r + 1) * k];
                     matmul_packed(&mut one, row, Trans::N, &packed, 1, accumulate, 1);
                     assert_eq!(&one[..], &batch[r * n..(r + 1) * n], "n={n} k={k} row {r}");
+                    // One-row products with one `PackedB` walk its panels forwards and
+                    // backwards in turn: this one goes the other way.
+                    let mut one_back = init[r * n..(r + 1) * n].to_vec();
+                    matmul_packed(&mut one_back, row, Trans::N, &packed, 1, accumulate, 1);
+                    assert_eq!(one_back, one, "n={n} k={k} row {r} (backwards)");
                     let mut one_t = init[r * n..(r + 1) * n].to_vec();
                     matmul_packed(&mut one_t, row, Trans::T, &packed, 1, accumulate, 2);
                     assert_eq!(one_t, one, "n={n} k={k} row {r} (T)");
