@@ -298,7 +298,8 @@ fn add_col_sums(dst: &mut [f32], src: &[f32]) {
 ///   run at time `t`.
 /// * `h` `[B, out]`: initial state in, final state out (a row's own last step); `c` `[B, H]`
 ///   likewise for LSTM (empty otherwise).
-/// * `out` `[T, B, out]`, zero-initialised: the state after each step, zero where inactive.
+/// * `out` `[T, B, out]`, zero-initialised: the state after each step, zero where inactive;
+///   empty when the caller needs the final state alone (inference only).
 /// * Returns the trace for backward when `train`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
@@ -414,7 +415,9 @@ pub fn forward(
             },
         };
         cell_step(packed, d, b_hh, n, g, h, c, scratch, threads);
-        out[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
+        if !out.is_empty() {
+            out[t * d.batch * ho..][..n * ho].copy_from_slice(&h[..n * ho]);
+        }
     }
     train.then_some(DirTrace {
         gates,

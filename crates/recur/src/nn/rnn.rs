@@ -401,7 +401,7 @@ impl Rnn {
         lengths: Option<&[usize]>,
         state: Option<&RnnState>,
     ) -> Result<RnnOutput> {
-        self.run(RunInput::Features(input), lengths, state, None, None)
+        self.run(RunInput::Features(input), lengths, state, None, None, true)
             .map(|(out, _)| out)
     }
 
@@ -445,6 +445,7 @@ impl Rnn {
             state,
             None,
             Some(packed),
+            true,
         )
         .map(|(out, _)| out)
     }
@@ -521,8 +522,27 @@ impl Rnn {
     ) -> Result<RnnOutput> {
         self.check_packed(packed)?;
         let input = RunInput::Tokens { ids, steps, batch };
-        self.run(input, lengths, state, None, Some(packed))
+        self.run(input, lengths, state, None, Some(packed), true)
             .map(|(out, _)| out)
+    }
+
+    /// [`Rnn::forward_tokens_packed`] for a caller that needs the final state alone (an
+    /// encoder without attention): the last layer's outputs are neither stored nor put back in
+    /// the caller's order. The same bits as `h_n` and `c_n` of `forward_tokens_packed`.
+    pub fn final_state_tokens_packed(
+        &self,
+        packed: &RnnPacked,
+        ids: &[i64],
+        (steps, batch): (usize, usize),
+        lengths: Option<&[usize]>,
+    ) -> Result<RnnState> {
+        self.check_packed(packed)?;
+        let input = RunInput::Tokens { ids, steps, batch };
+        let (out, _) = self.run(input, lengths, None, None, Some(packed), false)?;
+        Ok(RnnState {
+            h: out.h_n,
+            c: out.c_n,
+        })
     }
 
     fn check_packed(&self, packed: &RnnPacked) -> Result<()> {
@@ -734,7 +754,7 @@ impl Rnn {
             self.check_packed(p)?;
         }
         let input = RunInput::Features(input);
-        let (out, cache) = self.run(input, lengths, state, Some(rng), packed)?;
+        let (out, cache) = self.run(input, lengths, state, Some(rng), packed, true)?;
         Ok((out, cache.expect("training forward keeps its cache")))
     }
 
@@ -923,6 +943,7 @@ impl Rnn {
         state: Option<&RnnState>,
         mut rng: Option<&mut Rng64>,
         packed: Option<&RnnPacked>,
+        keep_output: bool,
     ) -> Result<(RnnOutput, Option<RnnCache>)> {
         let lay = self.layout(input, lengths)?;
         let (hid, ho, nd) = (
@@ -968,8 +989,14 @@ impl Rnn {
                 _ => None,
             };
             // One direction: its state slices and its own output buffer.
+            // The last layer's outputs are the result, unless only the final state is.
+            let outputs = keep_output || train || layer + 1 < self.cfg.num_layers;
             let run_dir = |dir: usize, h: &mut [f32], c: &mut [f32], threads: usize| {
-                let mut out = vec![0.0f32; tb * ho];
+                let mut out = if outputs {
+                    vec![0.0f32; tb * ho]
+                } else {
+                    Vec::new()
+                };
                 let cell = &self.cells[layer * nd + dir];
                 let local;
                 let packed_dir = match packed {
@@ -1015,7 +1042,10 @@ impl Rnn {
             };
             let (outs, traces): (Vec<Vec<f32>>, Vec<Option<DirTrace>>) =
                 results.into_iter().unzip();
-            let y = interleave(outs, tb, ho);
+            let y = match outputs {
+                true => interleave(outs, tb, ho),
+                false => Vec::new(),
+            };
             if train {
                 caches.push(LayerCache {
                     input: std::mem::take(&mut x).into_owned(),
@@ -1027,7 +1057,10 @@ impl Rnn {
         }
         let out_w = self.cfg.output_size();
         let output = RnnOutput {
-            output: self.seq_out(&lay, x.into_owned(), out_w),
+            output: match keep_output {
+                true => self.seq_out(&lay, x.into_owned(), out_w),
+                false => Tensor::zeros(&[0]),
+            },
             h_n: self.state_out(&lay, h_all, ho),
             c_n: is_lstm.then(|| self.state_out(&lay, c_all, hid)),
         };

@@ -137,6 +137,23 @@ impl Encoder {
         }
     }
 
+    /// The decoder's initial state alone, for a decoder without attention (inference with
+    /// packed weights): the encoder's outputs are not kept. The same bits as the state of
+    /// [`Encoder::encode`].
+    pub fn encode_state(
+        &self,
+        packed: &RnnPacked,
+        src: &[i64],
+        steps: usize,
+        batch: usize,
+        lengths: &[usize],
+    ) -> Result<RnnState> {
+        let state =
+            self.rnn
+                .final_state_tokens_packed(packed, src, (steps, batch), Some(lengths))?;
+        Ok(self.bridged(state.h, state.c))
+    }
+
     fn bridged(&self, h: Tensor, c: Option<Tensor>) -> RnnState {
         RnnState {
             h: bridge(&h, self.layers, self.directions),

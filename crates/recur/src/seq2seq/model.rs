@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::attention::{Memory, MemoryGrad};
+use super::attention::{Attention, Memory, MemoryGrad};
 use super::config::{Seq2SeqConfig, PAD};
 use super::decoder::{Decoder, DecoderPacked, DecoderState, StateGrad, StepWork};
 use super::encoder::Encoder;
@@ -145,6 +145,14 @@ impl Seq2Seq {
         let (s, b) = self.check_batch(src, src_lengths)?;
         if let Some(p) = packed {
             self.check_packed(p)?;
+        }
+        if let (Some(p), Attention::None) = (packed, &self.decoder.attention) {
+            // Nothing reads the encoder's outputs: only its final state is computed.
+            let state = self
+                .encoder
+                .encode_state(&p.encoder, src, s, b, src_lengths)?;
+            let mem = Memory::new(Vec::new(), Vec::new(), src_lengths.to_vec(), s, 0, 0);
+            return Ok((mem, self.decoder.initial_state(state)));
         }
         let enc_packed = packed.map(|p| &p.encoder);
         let (keys, state, _) = self
