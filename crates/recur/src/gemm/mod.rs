@@ -235,8 +235,8 @@ pub struct PackedB {
     k: usize,
     n: usize,
     path: SimdPath,
-    /// Flipped by every one-row product: they walk the panels first to last and last to first
-    /// in turn (see [`row`]).
+    /// Flipped by every product of up to one register tile of rows: they walk the panels
+    /// first to last and last to first in turn (see [`row`]).
     backwards: AtomicBool,
 }
 
