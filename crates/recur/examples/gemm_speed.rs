@@ -59,6 +59,11 @@ fn main() {
         // One row through g2p_en's GRU weights (768 = 3 gates × 256), packed once: the
         // batch-1 step of w4-g2p-b1, its weights resident in L2 (786 KB).
         ("step 1x768x256 (N,T)", 1, 768, 256, Trans::N, Trans::T),
+        // One row through weights of 256 KB (in L2), 1 MB (w2-lstm-infer's `W_hh`: a whole
+        // Zen 5 L2) and 4 MB (from L3): the rate at which a batch-1 step streams its weights.
+        ("step 1x256x256 (N,T)", 1, 256, 256, Trans::N, Trans::T),
+        ("step 1x1024x256 (N,T)", 1, 1024, 256, Trans::N, Trans::T),
+        ("step 1x4096x256 (N,T)", 1, 4096, 256, Trans::N, Trans::T),
         // Beam-search decoder steps of hi-translit at batch 256 × beam 4 (weights packed once):
         // the gates, the attention query and the output layer.
         (
@@ -115,8 +120,13 @@ fn main() {
             cpu.sort_by(f64::total_cmp);
             let (t, tc) = (times[2], cpu[2]);
             let gflops = |s: f64| 2.0 * (m * n * k) as f64 / s / 1e9;
+            // A step's weights are read once per call: their rate is what bounds it.
+            let streamed = match prepacked && m == 1 {
+                true => format!(", weights {:.0} GB/s", (4 * n * k) as f64 / t / 1e9),
+                false => String::new(),
+            };
             println!(
-                "threads={threads} {name:<34} {:>8.3} ms {:>7.1} GFLOP/s (this thread's CPU time: {:.1} GFLOP/s)",
+                "threads={threads} {name:<34} {:>8.3} ms {:>7.1} GFLOP/s (this thread's CPU time: {:.1} GFLOP/s){streamed}",
                 t * 1e3,
                 gflops(t),
                 gflops(tc)
