@@ -145,14 +145,108 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     team(crate::gemm::num_threads().max(parts) - 1).run(parts, f)
 }
 
+/// Runs `f(0, b)`, …, `f(parts - 1, b)` at the same time on `parts` threads, `f(0, b)` on the
+/// calling thread, and returns true when all are done; `b` is a barrier of the `parts` parts.
+/// Returns false, running nothing, when the team cannot give every part its own thread now
+/// (fewer threads, or another caller holds the team): the caller then takes its serial path,
+/// since parts that wait for each other must not run one after another.
+pub fn run_together(parts: usize, f: &(dyn Fn(usize, &Barrier) + Sync)) -> bool {
+    if parts < 2 {
+        return false;
+    }
+    let team = team(crate::gemm::num_threads().max(parts) - 1);
+    if team.helpers.len() + 1 < parts {
+        return false;
+    }
+    let Some(_guard) = team.try_lock() else {
+        return false;
+    };
+    let barrier = Barrier::new(parts);
+    team.run_locked(parts, &|i| {
+        // A part that panics poisons the barrier, so the others stop waiting for it.
+        let poison = PoisonOnUnwind(&barrier);
+        f(i, &barrier);
+        std::mem::forget(poison);
+    });
+    true
+}
+
+/// A spinning barrier for the parts of one [`run_together`] job.
+pub struct Barrier {
+    parts: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    poisoned: AtomicBool,
+}
+
+impl Barrier {
+    fn new(parts: usize) -> Self {
+        Barrier {
+            parts,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits until every part has called `wait` as often as this one. Returns false when a part
+    /// panicked: the caller must then return without waiting again.
+    pub fn wait(&self) -> bool {
+        let generation = self.generation.load(SeqCst);
+        if self.arrived.fetch_add(1, SeqCst) + 1 == self.parts {
+            // The last to arrive resets the count before it releases the others.
+            self.arrived.store(0, SeqCst);
+            self.generation.store(generation + 1, SeqCst);
+        } else {
+            let mut spins = 0u32;
+            while self.generation.load(SeqCst) == generation {
+                if self.poisoned.load(SeqCst) {
+                    return false;
+                }
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                // More parts than free cores: let the one we wait for run.
+                if spins.is_multiple_of(1 << 14) {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        !self.poisoned.load(SeqCst)
+    }
+}
+
+/// Poisons the barrier when dropped, that is when its part unwinds.
+struct PoisonOnUnwind<'a>(&'a Barrier);
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.poisoned.store(true, SeqCst);
+    }
+}
+
 impl Team {
     /// [`run`] on this team.
     fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         let serial = || (0..parts).for_each(f);
-        let team = self;
-        let Ok(_guard) = team.lock.try_lock() else {
+        let Some(_guard) = self.try_lock() else {
             return serial();
         };
+        self.run_locked(parts, f);
+    }
+
+    /// The team, unless another caller holds it. A panic that went through an earlier caller
+    /// poisoned the lock but left the team sound (`run` waits for every part before unwinding).
+    fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.lock.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// [`run`] by the caller that holds `lock`.
+    fn run_locked(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+        let team = self;
         // Parts beyond the helpers run here, after part 0.
         let shared_parts = parts.min(team.helpers.len() + 1);
         let shared = team.shared;
@@ -215,6 +309,49 @@ mod tests {
         run(2, &|_| {
             hits.fetch_add(1, SeqCst);
         });
+        assert_eq!(hits.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn parts_run_together_and_meet_at_the_barrier() {
+        let round = AtomicUsize::new(0);
+        let seen_behind = AtomicBool::new(false);
+        let ran = run_together(2, &|_, barrier| {
+            for r in 0..1000 {
+                // Nobody passes round r's barrier before both parts finished round r - 1.
+                if round.load(SeqCst) < 2 * r {
+                    seen_behind.store(true, SeqCst);
+                }
+                round.fetch_add(1, SeqCst);
+                assert!(barrier.wait());
+            }
+        });
+        assert!(ran, "the team has a helper for the second part");
+        assert_eq!(round.load(SeqCst), 2000);
+        assert!(!seen_behind.load(SeqCst));
+        // More parts than the team has threads: refused, nothing run.
+        let many = crate::gemm::num_threads().max(2) + 64;
+        assert!(!run_together(many, &|_, _| panic!("must not run")));
+    }
+
+    #[test]
+    fn a_panicking_part_releases_the_barrier() {
+        let result = catch_unwind(|| {
+            run_together(2, &|i, barrier| {
+                if i == 1 {
+                    panic!("part 1 fails");
+                }
+                // Part 0 would wait forever for part 1 without the poison.
+                while barrier.wait() {}
+            })
+        });
+        assert!(result.is_err());
+        // The team still works afterwards.
+        let hits = AtomicUsize::new(0);
+        assert!(run_together(2, &|_, b| {
+            hits.fetch_add(1, SeqCst);
+            b.wait();
+        }));
         assert_eq!(hits.load(SeqCst), 2);
     }
 

@@ -366,6 +366,38 @@ fn thread_count_does_not_change_results() {
     assert_eq!(results[0], results[1]);
 }
 
+/// A few rows on two threads take the sharded sweep (hidden units split among the threads):
+/// packed inference, from features and from tabulated tokens, gives the bits of one thread.
+#[test]
+fn packed_inference_of_a_few_rows_does_not_depend_on_threads() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for mode in modes() {
+        let rnn = config(mode, 16, 256)
+            .num_layers(2)
+            .build(&mut seeded_rng(5))
+            .unwrap();
+        let packed = rnn.pack();
+        let embedding = random(&[9, 16], &mut rng);
+        let tabled = rnn.pack_embedded(&embedding).unwrap();
+        for lens in [vec![6], vec![3, 6, 6, 1]] {
+            let b = lens.len();
+            let x = random(&[6, b, 16], &mut rng);
+            let ids: Vec<i64> = (0..6 * b).map(|_| rng.gen_range(0..9)).collect();
+            let mut results = Vec::new();
+            for threads in [1, 2] {
+                recur::gemm::set_num_threads(threads);
+                let from_x = rnn.forward_packed(&packed, &x, Some(&lens), None).unwrap();
+                let from_ids = rnn
+                    .forward_tokens_packed(&tabled, &ids, (6, b), Some(&lens), None)
+                    .unwrap();
+                results.push((from_x, from_ids));
+            }
+            recur::gemm::set_num_threads(0);
+            assert!(results[0] == results[1], "{mode:?} {lens:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dropout between layers.
 // ---------------------------------------------------------------------------------------------

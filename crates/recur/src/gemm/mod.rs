@@ -209,11 +209,20 @@ pub fn num_threads() -> usize {
         return here;
     }
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => available_cores(),
         n => n,
     }
+}
+
+/// The cores this process may use, read once: `available_parallelism` reads the cgroup's CPU
+/// quota from files at every call (25 µs here), and every parallel product asks.
+fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// Depth of one k-block: fixed, and the same on every SIMD path, so that the summation order
@@ -223,7 +232,7 @@ pub const KC: usize = 256;
 const PARALLEL_MIN_WORK: usize = 1 << 21;
 /// The same for one row, or up to a tile's rows, counted in weights (`n·k`, on the spinning
 /// [`crate::team`]): from about 256 KiB of weights, two cores streaming them beat one.
-const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
+pub const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// `op(b)` (`[k, n]`) packed into zero-padded panels of the path's panel width `w` (16 for
 /// AVX2 and portable, 32 for AVX-512): panel `j` holds rows `p = 0..k` of columns

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::elman::Nonlinearity;
 
+mod sharded;
+
 /// Which recurrence a layer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +113,8 @@ pub struct PackedDir {
     table: Option<Vec<f32>>,
     /// What backward multiplies by, when packed for training ([`PackedDir::pack_backward`]).
     grad: Option<GradPack>,
+    /// The weights cut by hidden units for the threads of a sharded sweep, made on first use.
+    shards: std::sync::OnceLock<Option<sharded::Shards>>,
 }
 
 /// The weights as backward multiplies by them: `op = W_hh` (G·H × out), `W_hr` (out × H) and
@@ -188,6 +192,7 @@ impl PackedDir {
             bias,
             table: None,
             grad: None,
+            shards: std::sync::OnceLock::new(),
         }
     }
 
@@ -316,6 +321,11 @@ pub fn forward(
     threads: usize,
 ) -> Option<DirTrace> {
     let (tb, gh, hid, ho) = (d.steps * d.batch, d.gates(), d.hidden, d.out);
+    if let Some(shards) = shards_for(w, packed, d, active, train, threads) {
+        if sharded::forward(shards, packed, d, x, active, reverse, h, c, out) {
+            return None;
+        }
+    }
     // (A) input projection of all steps, biases folded in (GRU keeps b_hh for step (C)).
     let mut gates = match x {
         SweepInput::Features(x) => {
@@ -427,6 +437,31 @@ pub fn forward(
         tanh_c,
         h_full,
     })
+}
+
+/// The shards for a sharded sweep ([`sharded`]), when it applies: inference of at most
+/// [`sharded::MAX_ROWS`] rows on several threads, without projection, with weights that the
+/// GEMM would split among threads too.
+fn shards_for<'a>(
+    w: &DirWeights,
+    packed: &'a PackedDir,
+    d: Dims,
+    active: &[usize],
+    train: bool,
+    threads: usize,
+) -> Option<&'a sharded::Shards> {
+    let rows = active.iter().copied().max().unwrap_or(0);
+    if train || threads < 2 || d.proj() || rows > sharded::MAX_ROWS {
+        return None;
+    }
+    if d.gates() * d.out < crate::gemm::ROW_PARALLEL_MIN_WORK {
+        return None;
+    }
+    let shards = packed
+        .shards
+        .get_or_init(|| sharded::Shards::new(w, packed, d, threads))
+        .as_ref()?;
+    (shards.parts() == threads).then_some(shards)
 }
 
 /// Step-sized scratch of one cell step, `n` rows (empty where the mode does not use it).
