@@ -216,7 +216,7 @@ pub fn num_threads() -> usize {
 
 /// The cores this process may use, read once: `available_parallelism` reads the cgroup's CPU
 /// quota from files at every call (25 µs here), and every parallel product asks.
-fn available_cores() -> usize {
+pub(crate) fn available_cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| {
         std::thread::available_parallelism()
@@ -555,7 +555,7 @@ unsafe fn split<K: Kernel>(c: &mut [f32], op: &Operands, threads: usize) {
         (m * n * k, PARALLEL_MIN_WORK)
     };
     let threads = if work >= min_work {
-        threads.clamp(1, panels)
+        threads.min(available_cores()).clamp(1, panels)
     } else {
         1
     };

@@ -451,6 +451,8 @@ fn shards_for<'a>(
     threads: usize,
 ) -> Option<&'a sharded::Shards> {
     let rows = active.iter().copied().max().unwrap_or(0);
+    // Parts that wait for each other at every step need a core each.
+    let threads = threads.min(crate::gemm::available_cores());
     if train || threads < 2 || d.proj() || rows > sharded::MAX_ROWS {
         return None;
     }
