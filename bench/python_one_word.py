@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """One word at a time through `Model.translate`, as an interactive or served caller does it:
-median and fastest of --runs calls per model, after one warm-up call, at 1 thread.
+median and fastest of --runs calls per model, after one warm-up call, at 1 thread
+(--threads 0: the library's default, as for a caller that never calls set_num_threads).
 
 Usage (a venv with the recur wheel):
-    python bench/python_one_word.py [--runs 50] [--word kitaab] [MODEL ...]
+    python bench/python_one_word.py [--runs 50] [--word kitaab] [--threads 1] [MODEL ...]
 (default models: hi-translit en-g2p; a directory made by recur.import_g2p_en works too).
 """
 import argparse
@@ -19,8 +20,10 @@ def main():
     ap.add_argument("models", nargs="*", default=["hi-translit", "en-g2p"])
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--word", default="kitaab")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    recur.set_num_threads(1)
+    if args.threads > 0:
+        recur.set_num_threads(args.threads)
     for name in args.models:
         m = recur.load(name)
         m.translate(args.word)
@@ -33,6 +36,7 @@ def main():
             "model": name,
             "ensemble_size": m.ensemble_size,
             "runs": args.runs,
+            "threads": args.threads,
             "median_ms": round(statistics.median(times) * 1e3, 3),
             "min_ms": round(min(times) * 1e3, 3),
         }))
