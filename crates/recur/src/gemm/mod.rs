@@ -178,7 +178,9 @@ pub fn has_simd() -> bool {
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads recur's kernels use (0 = all available cores).
+/// Sets how many threads recur's kernels use (0 = all available cores). The parallel regions
+/// whose threads spin while they wait for each other (the products of a few rows, the sharded
+/// sweeps) use at most one thread per core whatever this says.
 pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
@@ -232,7 +234,7 @@ pub const KC: usize = 256;
 const PARALLEL_MIN_WORK: usize = 1 << 21;
 /// The same for one row, or up to a tile's rows, counted in weights (`n·k`, on the spinning
 /// [`crate::team`]): from about 256 KiB of weights, two cores streaming them beat one.
-pub const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
+pub(crate) const ROW_PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// `op(b)` (`[k, n]`) packed into zero-padded panels of the path's panel width `w` (16 for
 /// AVX2 and portable, 32 for AVX-512): panel `j` holds rows `p = 0..k` of columns
