@@ -398,6 +398,33 @@ fn packed_inference_of_a_few_rows_does_not_depend_on_threads() {
     }
 }
 
+/// Callers that share one packed model from several threads contend for the thread team: one
+/// takes the sharded sweep, the others the plain one. Every result keeps the bits.
+#[test]
+fn concurrent_callers_of_a_sharded_sweep_get_the_same_bits() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let rnn = config(RnnMode::Lstm, 16, 256)
+        .build(&mut seeded_rng(6))
+        .unwrap();
+    let packed = rnn.pack();
+    let x = random(&[9, 1, 16], &mut rng);
+    let expected =
+        recur::gemm::with_threads(1, || rnn.forward_packed(&packed, &x, None, None)).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..200 {
+                    let got = recur::gemm::with_threads(2, || {
+                        rnn.forward_packed(&packed, &x, None, None)
+                    })
+                    .unwrap();
+                    assert!(got == expected);
+                }
+            });
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dropout between layers.
 // ---------------------------------------------------------------------------------------------
