@@ -153,6 +153,35 @@ fn team_for(parts: usize) -> &'static Team {
     team(threads.min(crate::gemm::available_cores()).max(1) - 1)
 }
 
+/// `(a(), b())`, `b` on a team helper while `a` runs here when the team is free (else one after
+/// the other): `rayon::join` for work of microseconds, which a sleeping rayon worker would
+/// start tens of microseconds late.
+pub fn join<RA: Send, RB: Send>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    let (a, b) = (Mutex::new(Some(a)), Mutex::new(Some(b)));
+    let (ra, rb) = (Mutex::new(None), Mutex::new(None));
+    run(2, &|i| {
+        // Each part takes its closure once; a poisoned slot only follows a panic, which `run`
+        // propagates.
+        if i == 0 {
+            if let Some(f) = a.lock().ok().and_then(|mut f| f.take()) {
+                *ra.lock().unwrap_or_else(|p| p.into_inner()) = Some(f());
+            }
+        } else if let Some(f) = b.lock().ok().and_then(|mut f| f.take()) {
+            *rb.lock().unwrap_or_else(|p| p.into_inner()) = Some(f());
+        }
+    });
+    match (
+        ra.into_inner().ok().flatten(),
+        rb.into_inner().ok().flatten(),
+    ) {
+        (Some(x), Some(y)) => (x, y),
+        _ => unreachable!("run returns after both parts ran, or panics"),
+    }
+}
+
 /// Runs `f(0, b)`, …, `f(parts - 1, b)` at the same time on `parts` threads, `f(0, b)` on the
 /// calling thread, and returns true when all are done; `b` is a barrier of the `parts` parts.
 /// Returns false, running nothing, when the team cannot give every part its own thread now
@@ -318,6 +347,22 @@ mod tests {
             hits.fetch_add(1, SeqCst);
         });
         assert_eq!(hits.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn join_returns_both_results_and_propagates_a_panic() {
+        let mut v = vec![1, 2, 3];
+        for _ in 0..100 {
+            let (a, b) = join(|| v.iter().sum::<i32>(), || "b".to_string());
+            assert_eq!((a, b.as_str()), (6, "b"));
+        }
+        // Each side may hold its own mutable borrow.
+        let (left, right) = v.split_at_mut(1);
+        join(|| left[0] += 10, || right[1] += 20);
+        assert_eq!(v, [11, 2, 23]);
+        let failed = catch_unwind(|| join(|| 1, || -> i32 { panic!("b fails") }));
+        assert!(failed.is_err());
+        assert_eq!(join(|| 1, || 2), (1, 2), "the team works after a panic");
     }
 
     #[test]

@@ -1035,7 +1035,11 @@ impl Rnn {
                 let (h0, h1) = hs.split_at_mut(bsz * ho);
                 let (c0, c1) = cs.split_at_mut(cs.len() / 2);
                 let per = (threads / 2).max(1);
-                let (a, b) = rayon::join(|| run_dir(0, h0, c0, per), || run_dir(1, h1, c1, per));
+                let (a, b) = both_directions(
+                    threads,
+                    || run_dir(0, h0, c0, per),
+                    || run_dir(1, h1, c1, per),
+                );
                 vec![a, b]
             } else {
                 vec![run_dir(0, hs, cs, threads)]
@@ -1215,7 +1219,8 @@ impl Rnn {
                 let (dh0, dh1) = dhs.split_at_mut(bsz * ho);
                 let (dc0, dc1) = dcs.split_at_mut(dcs.len() / 2);
                 let per = (threads / 2).max(1);
-                let (mut a, b) = rayon::join(
+                let (mut a, b) = both_directions(
+                    threads,
                     || run_dir(0, &mut w0[0], dh0, dc0, sink0.take(), per),
                     || run_dir(1, &mut w1[0], dh1, dc1, sink1.take(), per),
                 );
@@ -1234,6 +1239,22 @@ impl Rnn {
             h0: self.state_out(lay, dh_all, ho),
             c0: is_lstm.then(|| self.state_out(lay, dc_all, hid)),
         })
+    }
+}
+
+/// `(a(), b())` for the two directions of a layer on `threads` kernel threads: one after the
+/// other on one thread; at once with one thread each on the spinning team (a sleeping rayon
+/// worker starts tens of microseconds late, as long as a whole sweep of a short sequence);
+/// with more threads each, on rayon, so that each direction's products can take the team.
+fn both_directions<RA: Send, RB: Send>(
+    threads: usize,
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    match threads {
+        0 | 1 => (a(), b()),
+        2 | 3 => crate::team::join(a, b),
+        _ => rayon::join(a, b),
     }
 }
 
