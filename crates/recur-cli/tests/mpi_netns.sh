@@ -74,8 +74,10 @@ EOF
 
 rx_bytes() { ip -n "$1" -s -j link show eth0 | sed 's/.*"rx":{"bytes":\([0-9]*\).*/\1/'; }
 before=$(rx_bytes "${NETS[1]}")
+# rtc_hwloc_vmhole none: Open MPI 4.1.4's daemon maps its topology into the largest hole of its
+# address space and segfaulted there in 3 of 19 launches (hwloc_shmem_topology_write); 30 of 30 passed with it.
 mpirun --allow-run-as-root -np 2 --host 10.77.0.1,10.77.0.2 \
-    --mca plm_rsh_agent "$WORK/agent" \
+    --mca plm_rsh_agent "$WORK/agent" --mca rtc_hwloc_vmhole none \
     --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
     "$RECUR" --threads 1 train --quiet --config "$WORK/run.toml" --out "$WORK/net"
 received=$(( $(rx_bytes "${NETS[1]}") - before ))
